@@ -1,0 +1,19 @@
+# Vocabulary expansion (EEVE): raw target-language corpus + base causal LM -> expanded model.
+# Run the embedded demo:  snakemake --cores all        (profiles/default is loaded by itself)
+# On a SLURM cluster:     snakemake --profile slurm    (see README "On a SLURM cluster")
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+
+
+rule all:
+    input:
+        corpus_targets(),
+    default_target: True

@@ -1,0 +1,119 @@
+# Helpers shared by every rule file: config validation, source files, shard lists, targets.
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from vocab_expansion.corpus.ingest import Source
+from vocab_expansion.errors import InputError
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+wildcard_constraints:
+    source=r"[A-Za-z0-9_]+",
+    part=r"\d{4}",
+    shard=r"[A-Za-z0-9_]+-\d{4}-\d{4}",
+    group=r"\d{3}",
+
+
+def _source_files():
+    """Each source's files, globbed once when the workflow starts (an empty glob is an error)."""
+    files = {}
+    for entry in config["corpus"]["sources"]:
+        src = Source.from_config(entry)
+        if src.name in files:
+            raise WorkflowError(f"config corpus.sources: two sources are named {src.name!r}")
+        try:
+            files[src.name] = [str(p) for p in src.files()]
+        except InputError as exc:
+            raise WorkflowError(f"config corpus.sources: {exc}") from None
+    return files
+
+
+SOURCE_FILES = _source_files()
+
+
+def source_config(wildcards):
+    """The config entry of the source a job works on."""
+    return next(s for s in config["corpus"]["sources"] if s["name"] == wildcards.source)
+
+
+def source_file(wildcards):
+    """The input file of one ingest job (source, part = index in the sorted glob)."""
+    return SOURCE_FILES[wildcards.source][int(wildcards.part)]
+
+
+def ingest_dir(source, part):
+    """Output folder of the ingest checkpoint for one source file (waits for the checkpoint)."""
+    return checkpoints.ingest.get(source=source, part=part).output.shards
+
+
+def raw_shard_path(shard):
+    """The raw parquet of a shard, inside its ingest checkpoint's folder."""
+    source, part, _ = shard.rsplit("-", 2)
+    return f"{ingest_dir(source, part)}/{shard}.parquet"
+
+
+def raw_shard(wildcards):
+    """Input function: the raw parquet of the job's shard."""
+    return raw_shard_path(wildcards.shard)
+
+
+def corpus_shards():
+    """Every shard id of the corpus, sorted (known once the ingest checkpoints have run)."""
+    shards = []
+    for source, files in SOURCE_FILES.items():
+        for part in range(len(files)):
+            manifest = Path(ingest_dir(source, f"{part:04d}")) / "manifest.json"
+            shards += json.loads(manifest.read_text())["shards"]
+    return sorted(shards)
+
+
+def per_shard(pattern):
+    """An input function expanding ``pattern`` over every corpus shard."""
+    return lambda wildcards: expand(pattern, shard=corpus_shards())
+
+
+def ingest_counts(wildcards):
+    """The ingest counts JSON of every shard (written next to its raw parquet)."""
+    return [raw_shard_path(s).removesuffix(".parquet") + ".counts.json" for s in corpus_shards()]
+
+
+def kenlm_model():
+    """The KenLM model the scoring rule uses: the user's own, or the one trained on the reference."""
+    return config["corpus"]["kenlm"]["model"] or "results/corpus/kenlm/model.binary"
+
+
+def kenlm_segmenter():
+    """The SentencePiece segmenter, when the KenLM segmentation uses one (else an empty list)."""
+    k = config["corpus"]["kenlm"]
+    if k["segmentation"] != "sentencepiece":
+        return []
+    return k["sentencepiece_model"] or "results/corpus/kenlm/segmenter.model"
+
+
+def dedup_groups():
+    """Ids of the band groups the candidate step is split into."""
+    from vocab_expansion.corpus.configs import dedup
+
+    return [f"{g:03d}" for g in range(len(dedup(config).band_groups()))]
+
+
+def corpus_targets():
+    """Final outputs of the corpus stage."""
+    return [
+        "results/corpus/stats.tsv",
+        "results/corpus/summary.tsv",
+        "results/plots/corpus/funnel.png",
+        "results/plots/corpus/kenlm_log_ppl.png",
+        "results/corpus/tokenizer_sample.txt",
+    ]
+
+
+def dedup_bands(group):
+    """The LSH bands that candidate job ``group`` handles."""
+    from vocab_expansion.corpus.configs import dedup
+
+    return [int(b) for b in dedup(config).band_groups()[group]]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian 12 machine with Python 3.11:
+#   1. Debian packages (KenLM's build dependencies) when they are missing,
+#   2. a virtual environment .venv with the pinned Python dependencies and this package,
+#   3. KenLM's lmplz / build_binary / query, built from the kenlm sdist on PyPI into .venv/bin.
+# Safe to rerun: every step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+VENV=${VENV:-.venv}
+KENLM_VERSION=0.3.0
+
+debs=(cmake build-essential libboost-program-options-dev libboost-system-dev libboost-thread-dev
+      libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev libeigen3-dev)
+missing=()
+for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+stamp="$VENV/.requirements.sha256"
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing Python dependencies into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r requirements.txt
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  echo "$want" > "$stamp"
+fi
+
+if [ ! -x "$VENV/bin/lmplz" ] || [ ! -x "$VENV/bin/build_binary" ]; then
+  echo "[setup] building KenLM $KENLM_VERSION (lmplz, build_binary, query)"
+  tmp=$(mktemp -d)
+  "$VENV/bin/python" -m pip download -q --no-deps --no-binary kenlm "kenlm==$KENLM_VERSION" -d "$tmp"
+  tar xzf "$tmp/kenlm-$KENLM_VERSION.tar.gz" -C "$tmp"
+  cmake -S "$tmp/kenlm-$KENLM_VERSION" -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake.log" 2>&1 \
+    || { cat "$tmp/cmake.log"; exit 1; }
+  make -C "$tmp/build" -j"$(nproc)" lmplz build_binary query >"$tmp/make.log" 2>&1 \
+    || { tail -50 "$tmp/make.log"; exit 1; }
+  cp "$tmp/build/bin/lmplz" "$tmp/build/bin/build_binary" "$tmp/build/bin/query" "$VENV/bin/"
+  rm -rf "$tmp"
+fi
+echo "[setup] ready: $VENV (snakemake, lmplz, build_binary)"

@@ -1,0 +1,265 @@
+"""MinHash near-duplicate removal with ``datasketch``, split so that it scales out.
+
+1. ``signatures`` (one job per shard): shingles of each document, a datasketch MinHash signature,
+   one 64-bit key per LSH band (xxh3 of the band's rows) and an exact-content hash.
+2. ``candidates`` (one job per group of bands): reads only its bands' key columns of every shard,
+   groups equal keys into buckets and emits candidate pairs (each member with the bucket's first
+   member and with its neighbour in key order). The exact-content hash is one more "band", so
+   exact duplicates always become candidates.
+3. ``clusters`` (one global job): reads the candidate pairs and the signatures of the documents in
+   them only, keeps pairs whose estimated Jaccard similarity (share of equal signature values) is at
+   least the threshold (exact copies always), joins them with union-find (connected components) and
+   picks one document per cluster to keep, deterministically: the first in corpus order, or the
+   longest (ties to the first).
+4. ``filter`` (one job per shard): drops the other members, as ``exact_duplicate`` or
+   ``near_duplicate`` naming the kept document and the estimated similarity to it.
+
+Shingles for Korean: the text is lower-cased and its whitespace and punctuation are removed
+before taking character n-grams (5 by default). Korean words are not stable units (particles
+attach to stems: 영화가/영화를/영화는, and spacing is often optional or wrong), so word shingles
+would make two copies that differ in spacing or one particle look unrelated; syllable 5-grams span
+about two words and are insensitive to spacing. ``word`` shingles remain available for languages
+where words are the better unit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import regex
+import xxhash
+from datasketch import MinHash
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard, write_table
+from vocab_expansion.errors import ConfigError
+from vocab_expansion.fileio import write_json
+
+log = logging.getLogger(__name__)
+
+_STRIP_RE = regex.compile(r"[\p{P}\s]+")
+_PUNCT_RE = regex.compile(r"\p{P}+")
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Knobs of MinHash deduplication (config: corpus.dedup)."""
+
+    shingle: str = "char"  # char | word
+    shingle_size: int = 5
+    num_perm: int = 120
+    bands: int = 20
+    rows: int = 6
+    threshold: float = 0.7
+    band_jobs: int = 4
+    keep: str = "first"  # first | longest
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.shingle not in ("char", "word"):
+            raise ConfigError(f"corpus.dedup.shingle must be char or word, not {self.shingle!r}")
+        if self.bands * self.rows > self.num_perm:
+            raise ConfigError(f"corpus.dedup: bands × rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.keep not in ("first", "longest"):
+            raise ConfigError(f"corpus.dedup.keep must be first or longest, not {self.keep!r}")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"corpus.dedup.threshold must be in (0, 1], not {self.threshold}")
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], seed: int = 0) -> DedupConfig:
+        """From the config mapping corpus.dedup and the global seed."""
+        return cls(**{**cfg, "seed": seed})
+
+    def band_groups(self) -> list[list[int]]:
+        """The bands each candidates job handles (contiguous, as even as possible)."""
+        jobs = max(1, min(self.band_jobs, self.bands))
+        return [list(a) for a in np.array_split(np.arange(self.bands), jobs)]
+
+
+def shingles(text: str, cfg: DedupConfig) -> set[str]:
+    """The shingle set of a document (see the module docstring)."""
+    k = cfg.shingle_size
+    if cfg.shingle == "char":
+        s = _STRIP_RE.sub("", text.lower())
+        return {s[i:i + k] for i in range(len(s) - k + 1)} if len(s) > k else {s}
+    words = _PUNCT_RE.sub(" ", text.lower()).split()
+    if len(words) <= k:
+        return {" ".join(words)}
+    return {" ".join(words[i:i + k]) for i in range(len(words) - k + 1)}
+
+
+def jaccard(a: str, b: str, cfg: DedupConfig) -> float:
+    """Exact Jaccard similarity of two documents' shingle sets."""
+    sa, sb = shingles(a, cfg), shingles(b, cfg)
+    return len(sa & sb) / len(sa | sb)
+
+
+def _band_column(band: int) -> str:
+    return f"band_{band:03d}"
+
+
+def signature_matrix(texts: Sequence[str], cfg: DedupConfig) -> np.ndarray:
+    """MinHash signatures (documents × num_perm, uint32) computed with datasketch."""
+    sets = ([s.encode("utf-8") for s in shingles(t, cfg)] for t in texts)
+    gen = MinHash.generator(sets, num_perm=cfg.num_perm, seed=cfg.seed + 1, hashfunc=xxhash.xxh32_intdigest)
+    sig = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
+    for i, m in enumerate(gen):
+        sig[i] = m.hashvalues
+    return sig
+
+
+def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """64-bit key of one LSH band for every signature."""
+    block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])
+    return np.fromiter((xxhash.xxh3_64_intdigest(r.tobytes()) for r in block), dtype=np.uint64, count=len(block))
+
+
+def signatures_shard(in_path: str, out_path: str, cfg: DedupConfig) -> None:
+    """Write the signature table of one shard: row, id, chars, exact hash, signature and band keys."""
+    table = read_shard(in_path, columns=["id", "text"])
+    texts = table.column("text").to_pylist()
+    sig = signature_matrix(texts, cfg)
+    cols: dict[str, pa.Array] = {
+        "row": pa.array(np.arange(len(texts), dtype=np.int32)),
+        "id": table.column("id").combine_chunks(),
+        "chars": pa.array(np.array([len(t) for t in texts], dtype=np.int32)),
+        "exact": pa.array(np.fromiter((xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t in texts),
+                                      dtype=np.uint64, count=len(texts))),
+        "sig": pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1)), cfg.num_perm),
+    }
+    for b in range(cfg.bands):
+        cols[_band_column(b)] = pa.array(band_keys(sig, b, cfg.rows))
+    write_table(pa.table(cols), out_path)
+
+
+def _bucket_pairs(keys: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of documents sharing a key: each with its bucket's first member and with its predecessor."""
+    order = np.lexsort((docs, keys))
+    k, d = keys[order], docs[order]
+    same = k[1:] == k[:-1]
+    if not same.any():
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    first = d[starts[np.searchsorted(starts, np.arange(len(d)), side="right") - 1]]
+    member = np.concatenate([[False], same])
+    a = np.concatenate([d[:-1][same], first[member]])
+    b = np.concatenate([d[1:][same], d[member]])
+    keep = a != b
+    return a[keep], b[keep]
+
+
+def _doc_keys(shard_index: int, rows: np.ndarray) -> np.ndarray:
+    return (np.int64(shard_index) << np.int64(32)) | rows.astype(np.int64)
+
+
+def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: str, include_exact: bool) -> None:
+    """Candidate pairs from the given bands (and the exact hash) over all shards' signature files."""
+    paths = sorted(signature_paths, key=lambda p: Path(p).name)
+    pairs_a, pairs_b = [], []
+    columns = [_band_column(b) for b in bands] + (["exact"] if include_exact else [])
+    tables = [pq.read_table(p, columns=["row", *columns]) for p in paths]
+    docs = np.concatenate([_doc_keys(i, t.column("row").to_numpy()) for i, t in enumerate(tables)]) \
+        if tables else np.empty(0, np.int64)
+    for col in columns:
+        keys = np.concatenate([t.column(col).to_numpy() for t in tables]) if tables else np.empty(0, np.uint64)
+        a, b = _bucket_pairs(keys, docs)
+        pairs_a.append(a)
+        pairs_b.append(b)
+        log.info("%s: %d candidate pairs", col, len(a))
+    a, b = np.concatenate(pairs_a or [np.empty(0, np.int64)]), np.concatenate(pairs_b or [np.empty(0, np.int64)])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(lo) else np.empty((0, 2), np.int64)
+    write_table(pa.table({"a": pa.array(pairs[:, 0]), "b": pa.array(pairs[:, 1])}), out_path)
+
+
+def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out_path: str, summary_path: str,
+             cfg: DedupConfig) -> dict[str, Any]:
+    """Verify candidate pairs on their signatures, cluster them, and list the documents to drop."""
+    paths = sorted(signature_paths, key=lambda p: Path(p).name)
+    names = [Path(p).name.removesuffix(".parquet") for p in paths]
+    cand = [pq.read_table(p) for p in candidate_paths]
+    a = np.concatenate([t.column("a").to_numpy() for t in cand]) if cand else np.empty(0, np.int64)
+    b = np.concatenate([t.column("b").to_numpy() for t in cand]) if cand else np.empty(0, np.int64)
+    if len(a):
+        pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+        a, b = pairs[:, 0], pairs[:, 1]
+    n_candidates = len(a)
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    # signatures, exact hashes, ids and lengths of the documents that appear in a candidate pair
+    sig = np.empty((len(nodes), cfg.num_perm), dtype=np.uint32)
+    exact = np.empty(len(nodes), dtype=np.uint64)
+    chars = np.empty(len(nodes), dtype=np.int64)
+    ids = np.empty(len(nodes), dtype=object)
+    shard_of = (nodes >> 32).astype(np.int64)
+    for s in np.unique(shard_of):
+        sel = np.flatnonzero(shard_of == s)
+        rows = (nodes[sel] & 0xFFFFFFFF).astype(np.int64)
+        t = pq.read_table(paths[s], columns=["row", "id", "chars", "exact", "sig"]).take(pa.array(rows))
+        sig[sel] = t.column("sig").combine_chunks().flatten().to_numpy().reshape(-1, cfg.num_perm)
+        exact[sel], chars[sel] = t.column("exact").to_numpy(), t.column("chars").to_numpy()
+        ids[sel] = t.column("id").to_pylist()
+    ia, ib = inverse[: len(a)], inverse[len(a):]
+    sim = (sig[ia] == sig[ib]).mean(axis=1) if len(a) else np.empty(0)
+    is_exact = exact[ia] == exact[ib]
+    ok = is_exact | (sim >= cfg.threshold)
+    n = len(nodes)
+    graph = coo_matrix((np.ones(int(ok.sum())), (ia[ok], ib[ok])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    # representative per component: first in corpus order, or longest (ties: first)
+    rank = np.lexsort((nodes, -chars)) if cfg.keep == "longest" else np.argsort(nodes, kind="stable")
+    rep = np.full(label.max() + 1 if n else 0, -1, dtype=np.int64)
+    labels_in_rank, first = np.unique(label[rank], return_index=True)
+    rep[labels_in_rank] = rank[first]
+    rep_of = rep[label]
+    drop = np.flatnonzero(rep_of != np.arange(n))
+    r = rep_of[drop]
+    out = pa.table({
+        "shard": pa.array([names[i] for i in shard_of[drop]], pa.string()),
+        "row": pa.array((nodes[drop] & 0xFFFFFFFF).astype(np.int32)),
+        "id": pa.array(ids[drop].tolist(), pa.string()),
+        "kept_id": pa.array(ids[r].tolist(), pa.string()),
+        "kept_shard": pa.array([names[i] for i in shard_of[r]], pa.string()),
+        "similarity": pa.array((sig[drop] == sig[r]).mean(axis=1) if len(drop) else np.empty(0)),
+        "exact": pa.array(exact[drop] == exact[r]),
+    })
+    out = out.sort_by([("shard", "ascending"), ("row", "ascending")])
+    write_table(out, out_path)
+    summary = {
+        "signature_shards": len(paths), "candidate_pairs": int(n_candidates),
+        "verified_pairs": int(ok.sum()), "exact_pairs": int(is_exact.sum()),
+        "clusters": len(np.unique(rep_of[drop])),
+        "duplicates": len(drop), "exact_duplicates": int(out.column("exact").to_numpy().sum()),
+        "threshold": cfg.threshold, "bands": cfg.bands, "rows": cfg.rows, "num_perm": cfg.num_perm,
+        "shingle": f"{cfg.shingle}{cfg.shingle_size}", "keep": cfg.keep,
+    }
+    write_json(summary_path, summary)
+    log.info("dedup: %s", summary)
+    return summary
+
+
+def filter_shard(in_path: str, duplicates_path: str, kept_path: str, rejected_path: str, counts_path: str,
+                 shard: str) -> None:
+    """Drop this shard's documents that the clustering step marked as duplicates."""
+    dups = pq.read_table(duplicates_path, filters=pc.field("shard") == shard)
+    marked = {int(r): (k, s, e) for r, k, s, e in zip(
+        dups.column("row").to_pylist(), dups.column("kept_id").to_pylist(),
+        dups.column("similarity").to_pylist(), dups.column("exact").to_pylist(), strict=True)}
+    out = StepOutput("dedup", shard)
+    for row, (doc_id, text, source) in enumerate(iter_rows(read_shard(in_path))):
+        out.add_input(text)
+        if row in marked:
+            kept_id, similarity, exact = marked[row]
+            reason = "exact_duplicate" if exact else "near_duplicate"
+            out.reject(doc_id, text, source, reason, f"of {kept_id} (estimated Jaccard {similarity:.3f})")
+        else:
+            out.keep(doc_id, text, source, chars_in=len(text))
+    out.write(kept_path, rejected_path, counts_path)
