@@ -9,6 +9,13 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+wildcard_constraints:
+    source=r"[A-Za-z0-9_]+",
+    part=r"\d{4}",
+    shard=r"[A-Za-z0-9_]+-\d{4}-\d{4}",
+    group=r"\d{3}",
+
+
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 

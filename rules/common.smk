@@ -1,4 +1,4 @@
-# Helpers shared by every rule file: config validation, source files, shard lists, targets.
+# Helpers shared by every rules file. Config validation, source files, shard lists, targets.
 import json
 from pathlib import Path
 
@@ -9,13 +9,6 @@ from vocab_expansion.corpus.ingest import Source
 from vocab_expansion.errors import InputError
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
-
-
-wildcard_constraints:
-    source=r"[A-Za-z0-9_]+",
-    part=r"\d{4}",
-    shard=r"[A-Za-z0-9_]+-\d{4}-\d{4}",
-    group=r"\d{3}",
 
 
 def _source_files():
@@ -82,7 +75,7 @@ def ingest_counts(wildcards):
 
 
 def kenlm_model():
-    """The KenLM model the scoring rule uses: the user's own, or the one trained on the reference."""
+    """The KenLM model used for scoring: the user's own, or the one trained on the reference."""
     return config["corpus"]["kenlm"]["model"] or "results/corpus/kenlm/model.binary"
 
 

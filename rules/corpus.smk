@@ -14,6 +14,8 @@ checkpoint ingest:
     params:
         source=source_config,
         shard_docs=config["corpus"]["shard_docs"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/ingest/{source}/{part}.log",
     resources:
@@ -31,6 +33,8 @@ rule normalize:
         counts="results/corpus/counts/normalize/{shard}.json",
     params:
         cfg=config["corpus"]["normalize"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/normalize/{shard}.log",
     resources:
@@ -49,6 +53,8 @@ rule heuristics:
     params:
         cfg=config["corpus"]["filters"],
         script_name=config["language"]["script"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/heuristics/{shard}.log",
     resources:
@@ -65,6 +71,8 @@ rule kenlm_segmenter:
     params:
         vocab_size=config["corpus"]["kenlm"]["sentencepiece_vocab"],
         seed=config["seed"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_segmenter.log",
     script:
@@ -82,6 +90,8 @@ rule kenlm_train:
         prune=config["corpus"]["kenlm"]["prune"],
         memory=config["corpus"]["kenlm"]["memory"],
         segmentation=config["corpus"]["kenlm"]["segmentation"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_train.log",
     resources:
@@ -100,6 +110,8 @@ rule kenlm_score:
         histogram="results/corpus/kenlm/histograms/{shard}.json",
     params:
         segmentation=config["corpus"]["kenlm"]["segmentation"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_score/{shard}.log",
     resources:
@@ -122,6 +134,8 @@ rule kenlm_thresholds:
         trim=config["corpus"]["kenlm"]["trim"],
         k_low=config["corpus"]["kenlm"]["k_low"],
         k_high=config["corpus"]["kenlm"]["k_high"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_thresholds.log",
     script:
@@ -136,6 +150,8 @@ rule kenlm_filter:
         kept="results/corpus/perplexity/{shard}.parquet",
         rejected="results/corpus/rejected/perplexity/{shard}.parquet",
         counts="results/corpus/counts/perplexity/{shard}.json",
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_filter/{shard}.log",
     script:
@@ -154,6 +170,8 @@ rule minhash:
         bands=config["corpus"]["dedup"]["bands"],
         rows=config["corpus"]["dedup"]["rows"],
         seed=config["seed"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/minhash/{shard}.log",
     resources:
@@ -170,6 +188,8 @@ rule dedup_candidates:
     params:
         bands=lambda wc: dedup_bands(int(wc.group)),
         exact=lambda wc: int(wc.group) == 0,
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/dedup_candidates/{group}.log",
     resources:
@@ -188,6 +208,8 @@ rule dedup_clusters:
     params:
         cfg={k: v for k, v in config["corpus"]["dedup"].items() if k != "band_jobs"},
         seed=config["seed"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/dedup_clusters.log",
     resources:
@@ -204,6 +226,8 @@ rule dedup_filter:
         kept="results/corpus/filtered/{shard}.parquet",
         rejected="results/corpus/rejected/dedup/{shard}.parquet",
         counts="results/corpus/counts/dedup/{shard}.json",
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/dedup_filter/{shard}.log",
     script:
@@ -226,6 +250,8 @@ rule corpus_stats:
             caption="../report/corpus_funnel.rst",
             category="Corpus",
         ),
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/corpus_stats.log",
     script:
@@ -241,6 +267,8 @@ rule tokenizer_sample:
     params:
         max_mb=config["corpus"]["tokenizer_sample"]["max_mb"],
         seed=config["seed"],
+    conda:
+        "../envs/corpus.yaml"
     log:
         "logs/corpus/tokenizer_sample.log",
     script:

@@ -26,7 +26,7 @@ import regex
 from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard
 from vocab_expansion.errors import ConfigError
 
-_NUMBER = r"\d+(?:[.,:/]\d+)*(?:\p{L}{1,3}|%)?"
+_NUMBER = r"\d++(?:[.,:/]\d++)*+(?:\p{L}{1,3}|%)?"  # possessive: a number never splits in two
 _SEPARATOR = r"[\s,;·/|~()\[\]\-–—]*"
 _SPACES_RE = regex.compile(r"[ \t]{2,}")
 _LETTER_RE = regex.compile(r"\p{L}")

@@ -16,6 +16,7 @@ import csv
 import glob
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from vocab_expansion.fileio import data_suffix, open_binary, open_text, write_js
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "json", "parquet", "txt", "csv", "tsv")
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udc7f\udd00-\udfff]")  # not surrogateescape's \udc80-\udcff
 _SUFFIX_FORMAT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
                   ".txt": "txt", ".text": "txt", ".csv": "csv", ".tsv": "tsv"}
 
@@ -229,8 +231,9 @@ def classify(value: Any) -> tuple[str, str | None, str]:
         shown = "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
         return shown, "not_text", f"type {type(value).__name__}"
     if _has_surrogates(value):
-        fixed = value.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-        fixed = fixed.encode("utf-8", errors="replace").decode("utf-8")  # lone \ud800-style escapes
+        # lone surrogates from JSON escapes such as \ud800 first, then the bytes surrogateescape kept
+        fixed = _LONE_SURROGATE_RE.sub("\ufffd", value)
+        fixed = fixed.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
         return fixed, "invalid_utf8", "bytes that are not UTF-8 replaced by U+FFFD"
     if not value.strip():
         return value, "empty", ""

@@ -134,12 +134,13 @@ def train_sentencepiece(reference: Iterable[str | Path], model_path: str | Path,
     import sentencepiece as spm
 
     lines = list(_reference_lines(reference))
+    spm.set_random_generator_seed(seed)
     with atomic_path(model_path) as tmp, tempfile.TemporaryDirectory() as td:
         prefix = Path(td) / "sp"
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(lines), model_prefix=str(prefix), vocab_size=vocab_size,
             model_type="unigram", character_coverage=0.9995, hard_vocab_limit=False,
-            random_seed=seed, num_threads=1, minloglevel=2)
+            num_threads=1, minloglevel=2)
         shutil.copyfile(f"{prefix}.model", tmp)
 
 
