@@ -129,5 +129,5 @@ def test_sentencepiece_segmentation(reference, tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     from vocab_expansion.errors import InputError
 
-    with pytest.raises(InputError, match="nothing.binary: cannot load KenLM model"):
+    with pytest.raises(InputError, match=r"nothing\.binary: cannot load KenLM model"):
         Scorer(tmp_path / "nothing.binary")

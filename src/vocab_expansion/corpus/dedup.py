@@ -68,7 +68,8 @@ class DedupConfig:
         if self.shingle not in ("char", "word"):
             raise ConfigError(f"corpus.dedup.shingle must be char or word, not {self.shingle!r}")
         if self.bands * self.rows > self.num_perm:
-            raise ConfigError(f"corpus.dedup: bands × rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+            raise ConfigError(f"corpus.dedup: bands × rows = {self.bands * self.rows} exceeds "
+                              f"num_perm = {self.num_perm}")
         if self.keep not in ("first", "longest"):
             raise ConfigError(f"corpus.dedup.keep must be first or longest, not {self.keep!r}")
         if not 0 < self.threshold <= 1:

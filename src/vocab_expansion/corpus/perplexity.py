@@ -323,7 +323,8 @@ def plot_histogram(hist: Histogram, thr: dict[str, Any], path: str | Path) -> No
     x = edges[:-1] * BIN_WIDTH
     kept = (x + group * BIN_WIDTH > thr["low"]) & (x < thr["high"])
     ax.bar(x, counts, width=group * BIN_WIDTH, align="edge", color=np.where(kept, "#4c72b0", "#c44e52"))
-    for key, style, label in (("low", "--", "low cut"), ("trimmed_mean", "-", "trimmed mean"), ("high", "--", "high cut")):
+    lines = (("low", "--", "low cut"), ("trimmed_mean", "-", "trimmed mean"), ("high", "--", "high cut"))
+    for key, style, label in lines:
         ax.axvline(thr[key], color="black", linestyle=style, linewidth=1)
         ax.text(thr[key], ax.get_ylim()[1] * 0.95, f" {label}\n {thr[key]:.2f}", fontsize=8, va="top")
     ax.set_xlabel("log-perplexity per unit (nats)")

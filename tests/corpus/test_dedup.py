@@ -1,0 +1,150 @@
+"""MinHash dedup: planted near-duplicates found, dissimilar pairs never merged, exact copies always go."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from itertools import combinations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import nsmc_texts
+from vocab_expansion.corpus.dedup import (
+    DedupConfig,
+    _bucket_pairs,
+    candidates,
+    clusters,
+    filter_shard,
+    jaccard,
+    signatures_shard,
+)
+from vocab_expansion.corpus.normalize import NormalizeConfig, normalize_text
+from vocab_expansion.errors import ConfigError
+
+CFG = DedupConfig()  # the defaults: char 5-grams, 120 permutations, 20 bands x 6 rows, threshold 0.7
+SUFFIXES = ["!", " 강추", " 최고", "ㅎㅎ", " 재밌어요", "~~"]
+
+
+def _variant(text: str, rng: random.Random) -> str:
+    """A near-copy: spacing/punctuation changes, a short suffix, or one syllable replaced near the end."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return text.replace(" ", "", 1) + "..."
+    if kind == 1:
+        return text + rng.choice(SUFFIXES)
+    pos = len(text) - rng.randrange(1, 4)
+    return text[:pos] + "가" + text[pos + 1:]
+
+
+@pytest.fixture(scope="module")
+def planted(shared):
+    """3,000 distinct normalized reviews (≥ 25 chars) + one planted near-copy for 400 of them + exact copies."""
+    rng = random.Random(0)
+    seen, base = set(), []
+    for t in nsmc_texts(shared):
+        t = normalize_text(t, NormalizeConfig())
+        if len(t) >= 25 and t not in seen:
+            seen.add(t)
+            base.append(t)
+        if len(base) == 3000:
+            break
+    pairs = []  # (index of original, variant text, exact Jaccard)
+    for i in rng.sample(range(len(base)), 1200):
+        v = _variant(base[i], rng)
+        j = jaccard(base[i], v, CFG)
+        if j >= 0.8 and v not in seen:
+            pairs.append((i, v, j))
+            seen.add(v)
+        if len(pairs) == 400:
+            break
+    assert len(pairs) == 400
+    exact = rng.sample(range(len(base)), 60)
+    return base, pairs, exact
+
+
+def _run(tmp_path, shards: list[list[str]], cfg: DedupConfig):
+    sig_paths = []
+    for s, texts in enumerate(shards):
+        name = f"t-0000-{s:04d}"
+        pq.write_table(pa.table({"id": [f"{name}:{i}" for i in range(len(texts))], "text": texts,
+                                 "source": ["t"] * len(texts)}), tmp_path / f"{name}.parquet")
+        sig_paths.append(str(tmp_path / "sig" / f"{name}.parquet"))
+        signatures_shard(str(tmp_path / f"{name}.parquet"), sig_paths[-1], cfg)
+    cand = []
+    for g, bands in enumerate(cfg.band_groups()):
+        cand.append(str(tmp_path / f"cand{g}.parquet"))
+        candidates(sig_paths, bands, cand[-1], include_exact=g == 0)
+    summary = clusters(sig_paths, cand, str(tmp_path / "dups.parquet"), str(tmp_path / "summary.json"), cfg)
+    kept = []
+    for s in range(len(shards)):
+        name = f"t-0000-{s:04d}"
+        filter_shard(str(tmp_path / f"{name}.parquet"), str(tmp_path / "dups.parquet"),
+                     str(tmp_path / f"{name}.kept.parquet"), str(tmp_path / f"{name}.rej.parquet"),
+                     str(tmp_path / f"{name}.counts.json"), name)
+        kept += pq.read_table(tmp_path / f"{name}.kept.parquet").column("id").to_pylist()
+    dups = pq.read_table(tmp_path / "dups.parquet").to_pylist()
+    return summary, dups, kept
+
+
+def test_planted_near_duplicates(planted, tmp_path):
+    base, pairs, exact = planted
+    shard_a = base[:1500] + [base[i] for i in exact[:30]]            # exact copies inside a shard
+    shard_b = base[1500:] + [v for _, v, _ in pairs] + [base[i] for i in exact]  # and across shards
+    summary, dups, kept = _run(tmp_path, [shard_a, shard_b], CFG)
+    ids = [f"t-0000-0000:{i}" for i in range(len(shard_a))] + [f"t-0000-0001:{i}" for i in range(len(shard_b))]
+    text_of = dict(zip(ids, shard_a + shard_b, strict=True))
+    rep = {d["id"]: d["kept_id"] for d in dups}
+    root = {i: rep.get(i, i) for i in ids}
+
+    # recall: the original and its planted copy end in one cluster
+    orig_id = {i: (f"t-0000-0000:{i}" if i < 1500 else f"t-0000-0001:{i - 1500}") for i, _, _ in pairs}
+    var_id = {p[0]: f"t-0000-0001:{1500 + k}" for k, p in enumerate(pairs)}
+    found = sum(root[orig_id[i]] == root[var_id[i]] for i, _, _ in pairs)
+    assert found / len(pairs) >= 0.95, f"recall {found / len(pairs):.3f}"
+
+    # precision: no two members of a cluster are below Jaccard 0.5
+    members = defaultdict(list)
+    for i in ids:
+        members[root[i]].append(text_of[i])
+    for group in members.values():
+        for x, y in combinations(group, 2):
+            assert jaccard(x, y, CFG) >= 0.5, (x, y)
+
+    # exact duplicates always go: no text is kept twice
+    kept_texts = [text_of[i] for i in kept]
+    assert len(kept_texts) == len(set(kept_texts))
+    assert summary["exact_duplicates"] >= 90
+    assert len(kept) + len(dups) == len(ids)
+
+
+def test_dissimilar_documents_are_not_merged(planted, tmp_path):
+    base, _, _ = planted
+    _, dups, _ = _run(tmp_path, [base[:1000]], CFG)
+    for d in dups:  # the 1,000 distinct reviews hold few true near-duplicates; whatever merges is similar
+        assert d["similarity"] >= CFG.threshold
+
+
+def test_bucket_pairs_star_and_chain():
+    keys = np.array([5, 5, 5, 7, 9, 9], dtype=np.uint64)
+    docs = np.array([30, 10, 20, 40, 60, 50], dtype=np.int64)
+    a, b = _bucket_pairs(keys, docs)
+    pairs = {(int(x), int(y)) for x, y in zip(a, b, strict=True)}
+    assert pairs == {(10, 20), (20, 30), (10, 30), (50, 60)}
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="exceeds num_perm"):
+        DedupConfig(num_perm=64, bands=20, rows=6)
+    assert DedupConfig(bands=20, band_jobs=3).band_groups() == [list(range(7)), list(range(7, 14)),
+                                                                list(range(14, 20))]
+
+
+def test_signatures_are_deterministic(planted, tmp_path):
+    base, _, _ = planted
+    pq.write_table(pa.table({"id": ["a", "b"], "text": base[:2], "source": ["t", "t"]}), tmp_path / "s.parquet")
+    signatures_shard(str(tmp_path / "s.parquet"), str(tmp_path / "1.parquet"), CFG)
+    signatures_shard(str(tmp_path / "s.parquet"), str(tmp_path / "2.parquet"), CFG)
+    assert (tmp_path / "1.parquet").read_bytes() == (tmp_path / "2.parquet").read_bytes()
