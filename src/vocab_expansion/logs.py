@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -37,3 +42,9 @@ def log_to(path: str | Path | None, level: int = logging.INFO) -> Iterator[loggi
         root.setLevel(old_level)
         if path:
             stream.close()
+
+
+def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
+    """A tqdm progress bar that also writes to rule logs (a line every 30 s at most, and at the end)."""
+    return iter(tqdm(iterable, desc=desc, total=total, mininterval=30, miniters=1, unit="doc",
+                     dynamic_ncols=False, ncols=100))

@@ -43,6 +43,7 @@ from scipy.sparse.csgraph import connected_components
 from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard, write_table
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.fileio import write_json
+from vocab_expansion.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def signature_matrix(texts: Sequence[str], cfg: DedupConfig) -> np.ndarray:
     sets = ([s.encode("utf-8") for s in shingles(t, cfg)] for t in texts)
     gen = MinHash.generator(sets, num_perm=cfg.num_perm, seed=cfg.seed + 1, hashfunc=xxhash.xxh32_intdigest)
     sig = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
-    for i, m in enumerate(gen):
+    for i, m in enumerate(progress(gen, "minhash", len(texts))):
         sig[i] = m.hashvalues
     return sig
 

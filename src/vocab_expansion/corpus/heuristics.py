@@ -25,6 +25,7 @@ import regex
 
 from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.logs import progress
 
 _NUMBER = r"\d++(?:[.,:/]\d++)*+(?:\p{L}{1,3}|%)?"  # possessive: a number never splits in two
 _SEPARATOR = r"[\s,;·/|~()\[\]\-–—]*"
@@ -248,7 +249,8 @@ def filter_shard(in_path: str, kept_path: str, rejected_path: str, counts_path: 
     """Apply the heuristic filters to one shard."""
     flt = HeuristicFilter(cfg)
     out = StepOutput("heuristics", shard)
-    for doc_id, text, source in iter_rows(read_shard(in_path)):
+    table = read_shard(in_path)
+    for doc_id, text, source in progress(iter_rows(table), "heuristics", table.num_rows):
         out.add_input(text)
         new_text, reason, detail = flt.check(text)
         if reason:

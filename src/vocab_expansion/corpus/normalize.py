@@ -14,6 +14,7 @@ import regex
 
 from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.logs import progress
 
 # zero-width and formatting characters that carry no text (ZWJ U+200D is kept: emoji sequences need it)
 _INVISIBLE = "\u00ad\u180e\u200b\u200c\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\ufffe"
@@ -67,7 +68,8 @@ def normalize_shard(in_path: str, kept_path: str, rejected_path: str, counts_pat
                     cfg: NormalizeConfig) -> None:
     """Normalize every document of a shard; documents left empty are rejected as ``empty_after_normalize``."""
     out = StepOutput("normalize", shard)
-    for doc_id, text, source in iter_rows(read_shard(in_path)):
+    table = read_shard(in_path)
+    for doc_id, text, source in progress(iter_rows(table), "normalize", table.num_rows):
         out.add_input(text)
         norm = normalize_text(text, cfg)
         if norm:

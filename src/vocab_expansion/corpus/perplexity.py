@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import regex
-from tqdm import tqdm
 
 from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard, write_table
 from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.fileio import atomic_path, open_text, read_json, write_json
+from vocab_expansion.logs import progress
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def score_shard(in_path: str, scored_path: str, hist_path: str, model_path: str,
     scorer = Scorer(model_path, cfg.segmentation, sp_model)
     table = read_shard(in_path)
     texts = table.column("text").to_pylist()
-    values = np.array([scorer.log_ppl(t) for t in tqdm(texts, desc="kenlm", mininterval=10, disable=None)],
+    values = np.array([scorer.log_ppl(t) for t in progress(texts, "kenlm score", len(texts))],
                       dtype=np.float64)
     hist = Histogram.empty()
     hist.add(values)
