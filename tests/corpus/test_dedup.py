@@ -148,3 +148,9 @@ def test_signatures_are_deterministic(planted, tmp_path):
     signatures_shard(str(tmp_path / "s.parquet"), str(tmp_path / "1.parquet"), CFG)
     signatures_shard(str(tmp_path / "s.parquet"), str(tmp_path / "2.parquet"), CFG)
     assert (tmp_path / "1.parquet").read_bytes() == (tmp_path / "2.parquet").read_bytes()
+
+
+def test_no_duplicates_at_all(tmp_path):
+    summary, dups, kept = _run(tmp_path, [["첫 번째 전혀 다른 문서입니다", "두 번째 문장은 완전히 새로운 내용"]], CFG)
+    assert dups == [] and len(kept) == 2
+    assert summary["duplicates"] == 0 and summary["clusters"] == 0

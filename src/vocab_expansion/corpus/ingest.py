@@ -94,7 +94,8 @@ class Record:
     number: int
     doc_id: str | None
     value: Any
-    problem: str | None = None  # a reason to reject set by the reader (e.g. malformed_json)
+    reason: str | None = None  # a reason to reject that the reader found (malformed_json)
+    detail: str = ""
 
 
 def _field(obj: Any, key: str, path: Path, where: str) -> Any:
@@ -117,7 +118,7 @@ def _read_jsonl(path: Path, src: Source) -> Iterator[Record]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 n_bad += 1
-                yield Record(lineno, None, line, problem=f"malformed_json: {exc.msg}")
+                yield Record(lineno, None, line, reason="malformed_json", detail=exc.msg)
                 continue
             where = f"line {lineno}"
             doc_id = _field(obj, src.id_field, path, where) if src.id_field else None
@@ -271,8 +272,8 @@ def ingest_file(path: str | Path, source: Source, part: int, shard_docs: int,
         assert current is not None
         doc_id = rec.doc_id if rec.doc_id is not None else f"{source.name}-{part:04d}-{rec.number}"
         text, reason, detail = classify(rec.value)
-        if rec.problem:
-            reason, _, detail = rec.problem.partition(": ")
+        if rec.reason:
+            reason, detail = rec.reason, rec.detail
         current.add_input(text)
         if reason:
             current.reject(doc_id, text, source.name, reason, detail)

@@ -148,10 +148,6 @@ class StepOutput:
         write_json(counts_path, self.counts.to_dict())
         return self.counts
 
-    def kept_table(self) -> pa.Table:
-        """The kept rows as a table (for steps that post-process before writing)."""
-        return pa.table(self._kept, schema=self.kept_schema)
-
 
 def iter_rows(table: pa.Table, columns: Iterable[str] = ("id", "text", "source")) -> Iterable[tuple]:
     """Iterate over rows of ``table`` as tuples of the named columns."""
