@@ -40,6 +40,24 @@ def _mb(path: Path) -> float:
     return sum(len(t.encode("utf-8")) for t in pq.read_table(path, columns=["text"]).column("text").to_pylist()) / 1e6
 
 
+def _dedup_all(shard: Path, work: Path, cfg: dedup.DedupConfig) -> dict:
+    """Our MinHash dedup on every normalized document (no filter before it), for comparison with datatrove's."""
+    work.mkdir()
+    sig, cand = work / "b-0000-0000.parquet", work / "cand.parquet"
+    t0 = time.perf_counter()
+    dedup.signatures_shard(str(shard), str(sig), cfg)
+    dedup.candidates([str(sig)], range(cfg.bands), str(cand), True)
+    summary = dedup.clusters([str(sig)], [str(cand)], str(work / "dups.parquet"), str(work / "s.json"), cfg)
+    secs = time.perf_counter() - t0
+    texts = pq.read_table(shard, columns=["text"]).column("text").to_pylist()
+    exact_removable = len(texts) - len(set(texts))
+    dropped = set(pq.read_table(work / "dups.parquet", columns=["row"]).column("row").to_pylist())
+    kept = [t for i, t in enumerate(texts) if i not in dropped]
+    return {"exact_copies_left": len(kept) - len(set(kept)),"documents": len(texts), "seconds": round(secs, 3), "docs_per_s": round(len(texts) / secs, 1),
+            "duplicates_removed": summary["duplicates"], "exact_duplicates_removed": summary["exact_duplicates"],
+            "clusters": summary["clusters"], "exact_copies_in_input": exact_removable}
+
+
 def run(docs: int | None, with_datatrove: bool) -> dict:
     """Time each step on one shard of the shared reviews; return the figures."""
     src_file = SHARED / "korean" / "nsmc_reviews.jsonl"
@@ -120,6 +138,7 @@ def run(docs: int | None, with_datatrove: bool) -> dict:
         "whole_stage": {"seconds": round(all_secs, 3),
                         "docs_per_s_per_core": round(steps["ingest"]["docs_in"] / all_secs, 1)},
         "dedup_summary": json.loads((work / "summary.json").read_text()),
+        "dedup_on_all_normalized": _dedup_all(p["norm"], work / "all", dcfg),
     }
     if with_datatrove:
         from bench.datatrove_baseline import run_datatrove
