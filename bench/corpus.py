@@ -53,7 +53,8 @@ def _dedup_all(shard: Path, work: Path, cfg: dedup.DedupConfig) -> dict:
     exact_removable = len(texts) - len(set(texts))
     dropped = set(pq.read_table(work / "dups.parquet", columns=["row"]).column("row").to_pylist())
     kept = [t for i, t in enumerate(texts) if i not in dropped]
-    return {"exact_copies_left": len(kept) - len(set(kept)),"documents": len(texts), "seconds": round(secs, 3), "docs_per_s": round(len(texts) / secs, 1),
+    return {"exact_copies_left": len(kept) - len(set(kept)), "documents": len(texts), "seconds": round(secs, 3),
+            "docs_per_s": round(len(texts) / secs, 1),
             "duplicates_removed": summary["duplicates"], "exact_duplicates_removed": summary["exact_duplicates"],
             "clusters": summary["clusters"], "exact_copies_in_input": exact_removable}
 
