@@ -18,9 +18,12 @@ wildcard_constraints:
 
 include: "rules/common.smk"
 include: "rules/corpus.smk"
+include: "rules/model.smk"
+include: "rules/tokenizer.smk"
 
 
 rule all:
     input:
         corpus_targets(),
+        tokenizer_targets(),
     default_target: True

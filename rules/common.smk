@@ -110,3 +110,25 @@ def dedup_bands(group):
     from vocab_expansion.corpus.configs import dedup
 
     return [int(b) for b in dedup(config).band_groups()[group]]
+
+
+def base_model_path():
+    """The base model (and tokenizer): the demo folder built by rule demo_base, or an id / local path."""
+    return "results/models/base" if config["base_model"] == "demo" else config["base_model"]
+
+
+def base_model_input():
+    """The base as a rule input: the demo folder or an existing local folder; nothing for a hub id."""
+    path = base_model_path()
+    return path if config["base_model"] == "demo" or Path(path).exists() else []
+
+
+def curation_files():
+    """The deny and allow lists that exist (editing one reruns the merge and what follows)."""
+    cur = config["tokenizer"]["curation"]
+    return [cur[k] for k in ("deny", "allow") if cur.get(k)]
+
+
+def tokenizer_targets():
+    """Final outputs of the tokenizer stage."""
+    return ["results/tokenizer/merged", "results/tokenizer/report/summary.json"]

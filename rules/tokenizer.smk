@@ -1,0 +1,98 @@
+# Tokenizer stage: tokenizer sample -> intermediate tokenizer -> new tokens selected by frequency to a
+# fixed point -> curated and merged into the base -> results/tokenizer/merged/ (a Hugging Face folder).
+
+
+rule tokenizer_intermediate:
+    input:
+        sample="results/corpus/tokenizer_sample.txt",
+        base=base_model_input(),
+    output:
+        directory("results/tokenizer/intermediate"),
+    params:
+        base=base_model_path(),
+        vocab_size=config["tokenizer"]["intermediate_vocab"],
+        seed=config["seed"],
+    conda:
+        "../envs/tokenizer.yaml"
+    log:
+        "logs/tokenizer/tokenizer_intermediate.log",
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/tokenizer_intermediate.py"
+
+
+rule tokenizer_select:
+    input:
+        sample="results/corpus/tokenizer_sample.txt",
+        intermediate="results/tokenizer/intermediate",
+        base=base_model_input(),
+    output:
+        candidates="results/tokenizer/candidates.tsv",
+        iterations="results/tokenizer/selection.json",
+    params:
+        base=base_model_path(),
+        select=config["tokenizer"]["select"],
+        script_name=config["language"]["script"],
+        priority=config["tokenizer"]["merge"]["priority"],
+    conda:
+        "../envs/tokenizer.yaml"
+    log:
+        "logs/tokenizer/tokenizer_select.log",
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/tokenizer_select.py"
+
+
+rule tokenizer_merge:
+    input:
+        candidates="results/tokenizer/candidates.tsv",
+        sample="results/corpus/tokenizer_sample.txt",
+        curation=curation_files(),
+        base=base_model_input(),
+    output:
+        merged=directory("results/tokenizer/merged"),
+        new_tokens="results/tokenizer/new_tokens.tsv",
+        info="results/tokenizer/merge.json",
+    params:
+        base=base_model_path(),
+        curation=config["tokenizer"]["curation"],
+        merge=config["tokenizer"]["merge"],
+    conda:
+        "../envs/tokenizer.yaml"
+    log:
+        "logs/tokenizer/tokenizer_merge.log",
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/tokenizer_merge.py"
+
+
+rule tokenizer_report:
+    input:
+        merged="results/tokenizer/merged",
+        new_tokens="results/tokenizer/new_tokens.tsv",
+        texts=list(config["tokenizer"]["eval_texts"].values()),
+        base=base_model_input(),
+    output:
+        table=report("results/tokenizer/report/efficiency.tsv", caption="../report/tokenizer.rst", category="Tokenizer"),
+        markdown="results/tokenizer/report/efficiency.md",
+        curve="results/tokenizer/report/curve.tsv",
+        summary="results/tokenizer/report/summary.json",
+        curve_plot=report(
+            "results/plots/tokenizer/tokens_per_word_curve.png",
+            caption="../report/tokenizer_curve.rst",
+            category="Tokenizer",
+        ),
+        plot=report("results/plots/tokenizer/efficiency.png", caption="../report/tokenizer.rst", category="Tokenizer"),
+    params:
+        base=base_model_path(),
+        texts=config["tokenizer"]["eval_texts"],
+        language=config["language"]["code"],
+    conda:
+        "../envs/tokenizer.yaml"
+    log:
+        "logs/tokenizer/tokenizer_report.log",
+    script:
+        "../scripts/tokenizer_report.py"

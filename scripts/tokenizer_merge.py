@@ -1,0 +1,9 @@
+"""Snakemake entry point: curate the selected tokens and merge them into the base tokenizer."""
+from vocab_expansion.logs import log_to
+from vocab_expansion.tokenizer import configs
+from vocab_expansion.tokenizer.steps import run_merge
+
+with log_to(snakemake.log[0]):
+    p, out = snakemake.params, snakemake.output
+    run_merge(p.base, snakemake.input.candidates, configs.curation(p.curation), p.merge["priority"],
+              p.merge["pad_to_multiple_of"], snakemake.input.sample, out.merged, out.new_tokens, out.info)

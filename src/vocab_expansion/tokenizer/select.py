@@ -1,0 +1,158 @@
+"""EEVE's selection of new tokens: frequency threshold and single-syllable top-up to a fixed point.
+
+1. Candidates: tokens of the intermediate tokenizer whose surface is target-script text (by default
+   ``^ ?\\p{Script=Hangul}+$``: letters of the language's script, optionally after one space) and that
+   no base token already spells.
+2. Each iteration merges the current set into the base (reachably, see :mod:`merge`), encodes the
+   corpus sample with it, and counts how often each new token is emitted.
+3. Tokens emitted fewer times than the threshold are dropped; single characters of the target
+   script that the base lacks and that occur at least the threshold in the sample are added.
+4. Repeat until nothing is dropped or added (a dropped token is never added back, so this ends),
+   or ``max_iterations`` is reached.
+
+The threshold is an absolute count, or a rate per million tokens of the sample as tokenized in that
+iteration (EEVE: 6,000 over 100 GB; the Llama-3 reproduction: 25,000 over a 1B-token sample).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+from vocab_expansion.errors import ConfigError
+from vocab_expansion.tokenizer.base import BaseTokenizer
+from vocab_expansion.tokenizer.merge import MergePlan, encode_ids, load_merged, plan_merge
+
+log = logging.getLogger(__name__)
+
+
+def script_pattern(script: str) -> str:
+    """Default pattern of a target token's surface: letters of ``script``, optionally after one space."""
+    cls = script if script.startswith("[") else rf"\p{{Script={script}}}"
+    return rf"^ ?{cls}+$"
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Knobs of the selection (config: tokenizer.select)."""
+
+    pattern: str
+    syllable_pattern: str | None = "^[가-힣]$"
+    min_count: int | None = None
+    min_per_million: float | None = 25.0
+    max_iterations: int = 10
+    priority: str = "below"
+
+    def __post_init__(self) -> None:
+        if (self.min_count is None) == (self.min_per_million is None):
+            raise ConfigError("tokenizer.select: give exactly one of min_count and min_per_million")
+        for key in ("pattern", "syllable_pattern"):
+            value = getattr(self, key)
+            if value is not None:
+                try:
+                    regex.compile(value, regex.V1)
+                except regex.error as exc:
+                    raise ConfigError(f"tokenizer.select.{key}: {value!r} is not a valid regex: {exc}") from exc
+
+    def threshold(self, total_tokens: int) -> float:
+        """The minimum emitted count for a token to stay, given the sample's token count."""
+        if self.min_count is not None:
+            return float(self.min_count)
+        return self.min_per_million * total_tokens / 1e6  # type: ignore[operator]
+
+
+@dataclass
+class Decision:
+    """What happened to one candidate."""
+
+    surface: str
+    frequency: int = 0
+    iteration: int = 0
+    decision: str = "kept"  # kept | dropped
+    reason: str = ""
+    origin: str = "intermediate"  # intermediate | syllable
+
+
+@dataclass
+class Selection:
+    """The outcome of the fixed-point loop."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    converged: bool = False
+
+    def kept(self) -> list[str]:
+        """Surfaces of the kept tokens, in merge order."""
+        return [d.surface for d in self.decisions if d.decision == "kept"]
+
+
+def candidates(base: BaseTokenizer, intermediate: Sequence[str], pattern: str) -> list[str]:
+    """Target-script surfaces of the intermediate tokenizer that no base token spells (learned order)."""
+    rx = regex.compile(pattern, regex.V1)
+    have = base.surfaces()
+    return list(dict.fromkeys(s for s in intermediate if rx.match(s) and s not in have))
+
+
+def new_token_ids(base: BaseTokenizer, plan: MergePlan) -> dict[str, int]:
+    """Surface -> id of every appended entry with a surface."""
+    return {e.surface: base.size + i for i, e in enumerate(plan.entries) if e.surface is not None}
+
+
+def merge_order(surfaces: Sequence[str]) -> list[str]:
+    """Merge order: single characters first, then the learned order."""
+    return [s for s in surfaces if len(s) == 1] + [s for s in surfaces if len(s) != 1]
+
+
+def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Sequence[str],
+                  cfg: SelectConfig) -> Selection:
+    """Run the EEVE selection loop on ``texts`` (the tokenizer sample)."""
+    result = Selection()
+    info: dict[str, Decision] = {s: Decision(s) for s in candidates(base, intermediate, cfg.pattern)}
+    current = list(info)
+    have = base.surfaces()
+    syllable_rx = regex.compile(cfg.syllable_pattern, regex.V1) if cfg.syllable_pattern else None
+    char_freq = Counter(ch for t in texts for ch in t) if syllable_rx else Counter()
+    log.info("%d candidates from %d intermediate tokens", len(current), len(intermediate))
+    for it in range(1, cfg.max_iterations + 1):
+        plan = plan_merge(base, merge_order(current), cfg.priority)
+        ids = encode_ids(load_merged(base, plan), texts)
+        total = sum(len(x) for x in ids)
+        emitted = Counter(i for seq in ids for i in seq if i >= base.size)
+        thr = cfg.threshold(total)
+        id_of = new_token_ids(base, plan)
+        unreachable = set(plan.unreachable)
+        drop = []
+        for s in current:
+            d = info[s]
+            d.frequency, d.iteration = emitted.get(id_of.get(s, -1), 0), it
+            if s in unreachable:
+                d.decision, d.reason = "dropped", "unreachable"
+                drop.append(s)
+            elif d.frequency < thr:
+                d.decision, d.reason = "dropped", f"frequency {d.frequency} < {thr:.1f}"
+                drop.append(s)
+        added = []
+        if syllable_rx:
+            for ch, n in sorted(char_freq.items(), key=lambda kv: (-kv[1], kv[0])):
+                if n >= thr and ch not in info and ch not in have and syllable_rx.match(ch):
+                    info[ch] = Decision(ch, frequency=n, iteration=it, origin="syllable",
+                                        reason=f"single character, {n} occurrences >= {thr:.1f}")
+                    added.append(ch)
+        result.iterations.append({"iteration": it, "tokens": len(current), "dropped": len(drop), "added": len(added),
+                                  "threshold": round(thr, 2), "sample_tokens": total,
+                                  "new_tokens_emitted": sum(emitted.values())})
+        log.info("iteration %d: %d tokens, %d dropped, %d added (threshold %.1f, %d sample tokens)",
+                 it, len(current), len(drop), len(added), thr, total)
+        dropped = set(drop)
+        current = [s for s in current if s not in dropped] + added
+        if not drop and not added:
+            result.converged = True
+            break
+    order = {s: i for i, s in enumerate(merge_order(current))}
+    result.decisions = sorted(info.values(), key=lambda d: (d.decision != "kept", order.get(d.surface, 0)))
+    return result
