@@ -113,12 +113,12 @@ def dedup_bands(group):
 
 
 def base_model_path():
-    """The base model (and tokenizer): the demo folder built by rule demo_base, or an id / local path."""
+    """The base model (and tokenizer): the demo folder built here, or a hub id or local path."""
     return "results/models/base" if config["base_model"] == "demo" else config["base_model"]
 
 
 def base_model_input():
-    """The base as a rule input: the demo folder or an existing local folder; nothing for a hub id."""
+    """The base as an input file: the demo folder or an existing local folder; nothing for a hub id."""
     path = base_model_path()
     return path if config["base_model"] == "demo" or Path(path).exists() else []
 
@@ -132,3 +132,8 @@ def curation_files():
 def tokenizer_targets():
     """Final outputs of the tokenizer stage."""
     return ["results/tokenizer/merged", "results/tokenizer/report/summary.json"]
+
+
+def base_param(wildcards, input):
+    """The base as a parameter: the input folder when there is one, else the configured hub id."""
+    return input.base if input.base else config["base_model"]

@@ -9,7 +9,7 @@ rule tokenizer_intermediate:
     output:
         directory("results/tokenizer/intermediate"),
     params:
-        base=base_model_path(),
+        base=base_param,
         vocab_size=config["tokenizer"]["intermediate_vocab"],
         seed=config["seed"],
     conda:
@@ -31,7 +31,7 @@ rule tokenizer_select:
         candidates="results/tokenizer/candidates.tsv",
         iterations="results/tokenizer/selection.json",
     params:
-        base=base_model_path(),
+        base=base_param,
         select=config["tokenizer"]["select"],
         script_name=config["language"]["script"],
         priority=config["tokenizer"]["merge"]["priority"],
@@ -56,7 +56,7 @@ rule tokenizer_merge:
         new_tokens="results/tokenizer/new_tokens.tsv",
         info="results/tokenizer/merge.json",
     params:
-        base=base_model_path(),
+        base=base_param,
         curation=config["tokenizer"]["curation"],
         merge=config["tokenizer"]["merge"],
     conda:
@@ -87,7 +87,7 @@ rule tokenizer_report:
         ),
         plot=report("results/plots/tokenizer/efficiency.png", caption="../report/tokenizer.rst", category="Tokenizer"),
     params:
-        base=base_model_path(),
+        base=base_param,
         texts=config["tokenizer"]["eval_texts"],
         language=config["language"]["code"],
     conda:

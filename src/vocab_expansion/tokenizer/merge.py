@@ -189,6 +189,50 @@ def sentencepiece_proto(base: BaseTokenizer, plan: MergePlan) -> bytes:
     return proto.SerializeToString()
 
 
+def sentencepiece_tokenizer_json(base: BaseTokenizer, plan: MergePlan) -> dict[str, Any]:
+    """The fast (``tokenizers``) form of the merged SentencePiece model, built on the base's own tokenizer.json.
+
+    The base's BPE merges stay as they are (a shipped tokenizer.json may differ from a fresh conversion,
+    e.g. Mistral v0.3 on runs of spaces, and the base's behaviour is what must not change). New pieces
+    are appended to the vocabulary, and merges are added as SentencePiece would apply them: a pair
+    (a, b) merges at the priority of the piece a+b, so a split of a *base* piece that a new piece makes
+    possible is inserted at that base piece's rank, and the splits of new pieces are appended in score
+    order.
+    """
+    tj = json.loads(base.hf.backend_tokenizer.to_str())
+    model = tj["model"]
+    vocab: dict[str, int] = model["vocab"]
+    merges = [_merge_pair(m) for m in model["merges"]]
+    string_format = bool(model["merges"]) and isinstance(model["merges"][0], str)
+    next_id = max(vocab.values()) + 1
+    for e in plan.entries:
+        vocab[e.token] = next_id
+        next_id += 1
+    new = {e.token for e in plan.entries}
+    first_rank: dict[str, int] = {}
+    for i, (a, b) in enumerate(merges):
+        first_rank.setdefault(a + b, i)
+    inserts: dict[int, list[tuple[str, str]]] = {}
+    new_chars = {c for t in new for c in t}
+    for piece in base.vocab:
+        if len(piece) < 2 or not new_chars.intersection(piece):
+            continue
+        for k in range(1, len(piece)):
+            a, b = piece[:k], piece[k:]
+            if (a in new or b in new) and a in vocab and b in vocab:
+                inserts.setdefault(first_rank.get(piece, len(merges)), []).append((a, b))
+    out: list[tuple[str, str]] = []
+    for i, pair in enumerate(merges):
+        out.append(pair)
+        out.extend(inserts.get(i, ()))
+    out.extend(inserts.get(len(merges), ()))
+    for e in plan.entries:
+        out.extend((e.token[:k], e.token[k:]) for k in range(1, len(e.token))
+                   if e.token[:k] in vocab and e.token[k:] in vocab)
+    model["merges"] = [f"{a} {b}" if string_format else [a, b] for a, b in out]
+    return tj
+
+
 def bytelevel_json(base: BaseTokenizer, plan: MergePlan) -> dict[str, Any]:
     """The merged tokenizer.json (as a dict)."""
     tj = copy.deepcopy(base.tokenizer_json)
@@ -226,25 +270,19 @@ def encode_ids(encoder: Any, texts: Sequence[str]) -> list[list[int]]:
 
 def save_merged(base: BaseTokenizer, plan: MergePlan, out_dir: str | Path) -> None:
     """Write the merged tokenizer as a Hugging Face folder (loads with ``AutoTokenizer``)."""
-    from transformers import AutoTokenizer
-
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td) / "merged"
         base.hf.save_pretrained(tmp)
         if base.kind == "sentencepiece":
-            (tmp / "tokenizer.json").unlink(missing_ok=True)
             (tmp / "tokenizer.model").write_bytes(sentencepiece_proto(base, plan))
             _copy_base_file(base.source, "special_tokens_map.json", tmp)
-            fast = AutoTokenizer.from_pretrained(tmp)  # converted from the merged tokenizer.model
-            conv = Path(td) / "converted"
-            fast.save_pretrained(conv)
-            shutil.copyfile(conv / "tokenizer.json", tmp / "tokenizer.json")
+            tj = sentencepiece_tokenizer_json(base, plan)
         else:
-            (tmp / "tokenizer.json").write_text(
-                json.dumps(bytelevel_json(base, plan), ensure_ascii=False, indent=None), encoding="utf-8")
-            for stale in ("vocab.json", "merges.txt"):
-                (tmp / stale).unlink(missing_ok=True)
+            tj = bytelevel_json(base, plan)
+        (tmp / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
+        for stale in ("vocab.json", "merges.txt"):
+            (tmp / stale).unlink(missing_ok=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
