@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -39,3 +41,31 @@ def nsmc_texts(shared_dir: Path, limit: int | None = None) -> list[str]:
             if limit and len(out) >= limit:
                 break
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_run(shared, tmp_path_factory):
+    """The whole workflow, finished, on all 70,781 shared reviews (4 shards); its folder and config.
+
+    Inputs are absolute paths into the repository's demo/ and ../shared/data, except the curation
+    lists, which are copied into the run folder so tests can edit them.
+    """
+    from tests.workflow import snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("demo_run")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    config["corpus"]["sources"] = [{"name": "nsmc", "path": str(shared / "korean" / "nsmc_reviews.jsonl"),
+                                    "text_field": "text", "id_field": "id"}]
+    config["corpus"]["shard_docs"] = 20_000
+    config["corpus"]["kenlm"]["reference"] = [str(shared / "parallel" / "koen_news_dev.ko"),
+                                              str(shared / "parallel" / "jhe_dev.ko")]
+    config["demo_base"]["text"] = str(ROOT / config["demo_base"]["text"])
+    config["tokenizer"]["eval_texts"] = {"ko": str(shared / "parallel" / "koen_news_dev.ko"),
+                                         "en": str(shared / "parallel" / "koen_news_dev.en")}
+    (workdir / "curation").mkdir()
+    for key in ("deny", "allow"):
+        shutil.copy(ROOT / config["tokenizer"]["curation"][key], workdir / "curation" / f"{key}.txt")
+        config["tokenizer"]["curation"][key] = f"curation/{key}.txt"
+    write_config(workdir, config)
+    snakemake(workdir, "-q")
+    return workdir, config

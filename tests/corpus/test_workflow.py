@@ -9,9 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
-
-from tests.conftest import ROOT
 from tests.workflow import dry_run_jobs, snakemake, tree_hashes, write_config
 
 pytestmark = pytest.mark.slow
@@ -21,18 +18,9 @@ UPSTREAM_OF_DEDUP = {"ingest", "normalize", "heuristics", "kenlm_train", "kenlm_
 
 
 @pytest.fixture(scope="module")
-def run(shared, tmp_path_factory):
-    """A finished corpus run on all 70,781 shared reviews (4 shards) and its config."""
-    workdir = tmp_path_factory.mktemp("corpus_run")
-    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
-    config["corpus"]["sources"] = [{"name": "nsmc", "path": str(shared / "korean" / "nsmc_reviews.jsonl"),
-                                    "text_field": "text", "id_field": "id"}]
-    config["corpus"]["shard_docs"] = 20_000
-    config["corpus"]["kenlm"]["reference"] = [str(shared / "parallel" / "koen_news_dev.ko"),
-                                              str(shared / "parallel" / "jhe_dev.ko")]
-    write_config(workdir, config)
-    snakemake(workdir, "-q")
-    return workdir, config
+def run(demo_run):
+    """The finished workflow run on the shared reviews (see tests/conftest.py)."""
+    return demo_run
 
 
 def test_counts_reconcile_per_shard_and_in_total(run):

@@ -1,0 +1,50 @@
+"""The tokenizer stage in the workflow: outputs, and what a changed knob or an edited curation file reruns."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+
+from tests.workflow import dry_run_jobs, write_config
+
+pytestmark = pytest.mark.slow
+
+CORPUS_RULES = {"ingest", "normalize", "heuristics", "kenlm_train", "kenlm_score", "kenlm_thresholds", "kenlm_filter",
+                "minhash", "dedup_candidates", "dedup_clusters", "dedup_filter", "corpus_stats", "tokenizer_sample"}
+
+
+def test_merged_tokenizer_and_report(demo_run):
+    workdir, _ = demo_run
+    info = json.loads((workdir / "results/tokenizer/merge.json").read_text())
+    summary = json.loads((workdir / "results/tokenizer/report/summary.json").read_text())
+    assert info["new_tokens"] > 1000 and info["unreachable"] == 0
+    assert info["vocab_size_padded"] % 64 == 0 and info["vocab_size_padded"] >= info["vocab_size"]
+    assert summary["tokens_per_word_change"]["en"] == 0
+    assert summary["tokens_per_word_change"]["ko"] < -0.5
+    header = (workdir / "results/tokenizer/new_tokens.tsv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.split("\t") == ["token", "frequency", "iteration", "decision", "reason", "origin"]
+
+
+def test_threshold_reruns_selection_merge_and_after_not_intermediate(demo_run):
+    workdir, config = demo_run
+    changed = copy.deepcopy(config)
+    changed["tokenizer"]["select"]["min_per_million"] = 40
+    jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "threshold.yaml")))
+    assert {"tokenizer_select", "tokenizer_merge", "tokenizer_report"} <= set(jobs)
+    assert not ({"tokenizer_intermediate", "demo_base"} | CORPUS_RULES) & set(jobs), jobs
+
+
+def test_editing_curation_reruns_only_merge_and_after(demo_run):
+    workdir, _ = demo_run
+    deny = workdir / "curation" / "deny.txt"
+    original, stat = deny.read_text(encoding="utf-8"), deny.stat()
+    try:
+        deny.write_text(original + "▁영화\n", encoding="utf-8")
+        jobs = dry_run_jobs(workdir)
+    finally:  # put the file back as it was, modification time included, for the other tests of this run
+        deny.write_text(original, encoding="utf-8")
+        os.utime(deny, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert set(jobs) - {"all"} == {"tokenizer_merge", "tokenizer_report"}, jobs
