@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
 from tests.workflow import dry_run_jobs, snakemake, tree_hashes, write_config
 
 pytestmark = pytest.mark.slow

@@ -36,7 +36,7 @@ class Learned:
 def reviews(shared, tmp_path_factory) -> tuple[Path, list[str]]:
     """All shared reviews, NFC, one per line (the tokenizer sample)."""
     lines = []
-    for line in open(shared / "korean" / "nsmc_reviews.jsonl", encoding="utf-8"):
+    for line in (shared / "korean" / "nsmc_reviews.jsonl").read_text(encoding="utf-8").splitlines():
         t = " ".join(unicodedata.normalize("NFC", json.loads(line)["text"]).split())
         if t:
             lines.append(t)

@@ -15,8 +15,10 @@ from tests.tokenizer.conftest import BASES
 from vocab_expansion.tokenizer.merge import encode_ids, load_merged
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
 
-MIXED = ["안녕하세요, 오늘은 날씨가 좋네요", "Hello world! 영화가 정말 재밌었어요 😀👍🏽", "GPU 3대로 학습했다 (2024년)",
-         "  두 칸  띄어쓰기\n줄바꿈\t탭", "ㅋㅋㅋㅋㅋ ㅠㅠ", "北京 東京 서울", "naïve café — “quotes”"]
+MIXED = ["안녕하세요, 오늘은 날씨가 좋네요", "Hello world! 영화가 정말 재밌었어요 😀👍🏽",
+         "GPU 3대로 학습했다 (2024년)",
+         "  두 칸  띄어쓰기\n줄바꿈\t탭", "ㅋㅋㅋㅋㅋ ㅠㅠ", "北京 東京 서울",
+         "naïve café — “quotes”"]
 
 
 @pytest.fixture(params=BASES, scope="module")
@@ -87,7 +89,8 @@ def test_round_trips_fixed(learned, merged):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.text(alphabet=st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3) | st.just(" "), max_size=30),
+@given(st.one_of(st.text(alphabet=st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3) | st.just(" "),
+                         max_size=30),
                  st.text(max_size=30),
                  st.lists(st.sampled_from(["영화", "를", " ", "재밌", "다", "Hello", "😀", ".", "ㅋ", "값"]),
                           max_size=12).map("".join)))
@@ -124,7 +127,8 @@ def test_korean_tokens_per_word_fall(learned, merged, shared):
     before = efficiency(hf_encoder(learned.base.hf), news)["tokens_per_word"]
     after = efficiency(hf_encoder(merged), news)["tokens_per_word"]
     cut = 1 - after / before
-    print(f"\n{learned.name}: {len(learned.plan.selected())} new tokens (+{len(learned.plan.entries) - len(learned.plan.selected())}"
-          f" intermediate), Korean tokens/word {before:.3f} -> {after:.3f} ({100 * cut:.1f}% fewer)")
+    n_new = len(learned.plan.selected())
+    print(f"\n{learned.name}: {n_new} new tokens (+{len(learned.plan.entries) - n_new} intermediate), "
+          f"Korean tokens/word {before:.3f} -> {after:.3f} ({100 * cut:.1f}% fewer)")
     required = {"llama2": 0.50, "gpt2": 0.50, "llama3": 0.15}.get(learned.name, 0.10)
     assert cut >= required
