@@ -4,7 +4,8 @@ For each base (Llama-3, Llama-2, GPT-2 from ../shared/data/tokenizers), new toke
 first half of the shared reviews and merged; the same new strings are also given to the base with
 ``add_tokens`` (atomic added tokens, the common mistake). All three encode 1 MB of Korean (reviews
 from the other half) and 1 MB of English (Gutenberg paragraphs), batched and one text at a time,
-best of seven interleaved runs (after a warm-up) of the ``tokenizers`` backend. Figures go to bench/results/tokenizer.json. Not a test:
+best of seven interleaved runs (after a warm-up) of the ``tokenizers`` backend. Figures go to
+bench/results/tokenizer.json. Not a test:
 
     .venv/bin/python bench/tokenizer.py [--bases llama3 llama2 gpt2]
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import regex
 import sentencepiece as spm
@@ -36,7 +37,7 @@ def _naive(base_model: bytes, pieces: list[str], texts: list[str], min_count: in
 def test_beats_naive_merge_at_same_vocabulary_growth(learn, reviews, shared, tmp_path):
     ours = learn("llama2")
     base = ours.base
-    base_blob = open(base.sp_model_path, "rb").read()
+    base_blob = Path(base.sp_model_path).read_bytes()
     have = base.surfaces()
     hangul = regex.compile(r"^ ?\p{Hangul}+$")
     inter = intermediate_surfaces("sentencepiece", train_intermediate(base, reviews[0], tmp_path / "i", 16_000))
