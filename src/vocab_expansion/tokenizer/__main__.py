@@ -1,0 +1,66 @@
+"""Command line for the tokenizer stage: ``python -m vocab_expansion.tokenizer STEP ...``.
+
+Knobs come from the workflow config (``--config``, validated like the workflow's), so a step run by
+hand does what its Snakemake rule does. ``--base`` defaults to the config's base_model (with 'demo'
+meaning results/models/base).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vocab_expansion import config as configlib
+from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion.tokenizer import configs, steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(prog="python -m vocab_expansion.tokenizer", description=__doc__)
+    ap.add_argument("--config", default="config.yaml")
+    ap.add_argument("--base", default=None, help="base tokenizer: folder or Hugging Face id")
+    sub = ap.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("intermediate", help="train the intermediate tokenizer")
+    p.add_argument("sample")
+    p.add_argument("out_dir")
+    p = sub.add_parser("select", help="select new tokens to a fixed point")
+    p.add_argument("intermediate_dir")
+    p.add_argument("sample")
+    p.add_argument("candidates_tsv")
+    p.add_argument("selection_json")
+    p = sub.add_parser("merge", help="curate and merge into the base")
+    p.add_argument("candidates_tsv")
+    p.add_argument("sample")
+    p.add_argument("out_dir")
+    p.add_argument("new_tokens_tsv")
+    p.add_argument("info_json")
+    p = sub.add_parser("report", help="efficiency tables and plots")
+    p.add_argument("merged_dir")
+    p.add_argument("new_tokens_tsv")
+    p.add_argument("out_dir")
+    p.add_argument("plot_dir")
+    a = ap.parse_args(argv)
+    try:
+        cfg = configlib.load(a.config)
+        base = a.base or ("results/models/base" if cfg["base_model"] == "demo" else cfg["base_model"])
+        tok = cfg["tokenizer"]
+        if a.step == "intermediate":
+            steps.run_intermediate(base, a.sample, a.out_dir, tok["intermediate_vocab"], cfg["seed"])
+        elif a.step == "select":
+            sel = configs.select(tok["select"], cfg["language"]["script"], tok["merge"]["priority"])
+            steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json)
+        elif a.step == "merge":
+            steps.run_merge(base, a.candidates_tsv, configs.curation(tok["curation"]), tok["merge"]["priority"],
+                            tok["merge"]["pad_to_multiple_of"], a.sample, a.out_dir, a.new_tokens_tsv, a.info_json)
+        elif a.step == "report":
+            steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], cfg["language"]["code"],
+                             a.out_dir, a.plot_dir)
+    except (InputError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
