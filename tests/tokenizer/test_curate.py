@@ -6,7 +6,8 @@ from vocab_expansion.tokenizer.curate import CurationConfig, curate, display, fr
 from vocab_expansion.tokenizer.select import Decision
 
 DECISIONS = [Decision(" 영화", 500), Decision(" 장국영", 40), Decision("ㅋㅋㅋ", 300),
-             Decision(" 서울에서", 35), Decision("리고", 90), Decision(" 재밌다", 80), Decision(" 드물다", 3, decision="dropped", reason="frequency")]
+             Decision(" 서울에서", 35), Decision("리고", 90), Decision(" 재밌다", 80),
+             Decision(" 드물다", 3, decision="dropped", reason="frequency")]
 
 
 def _kept(decisions):
