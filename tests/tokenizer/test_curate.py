@@ -36,3 +36,4 @@ def test_list_file_format(tmp_path):
     path.write_text("# comment\n▁영화\n\n하세요\n", encoding="utf-8")
     assert read_token_list(path) == [" 영화", "하세요"]
     assert display(" 영화") == "▁영화" and from_display("▁영화") == " 영화"
+

@@ -36,8 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from vocab_expansion.fileio import atomic_path
-from vocab_expansion.tokenizer.base import SP_SPACE, BaseTokenizer
+from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.bpe import bytelevel_bpe, sentencepiece_bpe
 
 log = logging.getLogger(__name__)
@@ -85,29 +84,29 @@ class _Planner:
 
             proto = pb.ModelProto()
             proto.ParseFromString(Path(base.sp_model_path).read_bytes())  # type: ignore[arg-type]
-            self.proto = proto
-            normal = [p.score for p in proto.pieces if p.type == pb.ModelProto.SentencePiece.NORMAL]
             self.scores = {p.piece: p.score for p in proto.pieces if p.type == pb.ModelProto.SentencePiece.NORMAL}
-            self._next_score = (np.float32(min(normal)) if priority == "below" else np.float32(max(normal)))
+            # new pieces count down from just below the lowest base score, or from far above the highest
+            # (2^20 steps of headroom), so a piece added later never outranks one added before it
+            low, high = min(self.scores.values()), max(self.scores.values())
+            self._next_score = np.float32(low if priority == "below" else high + SP_SCORE_STEP * 2**20)
         else:
             model = base.tokenizer_json["model"]  # type: ignore[index]
             self.ranks = {_merge_pair(m): i for i, m in enumerate(model["merges"])}
             self.ignore_merges = bool(model.get("ignore_merges"))
 
-    # segmentation of a token string under the current state
     def pieces(self, token: str) -> list[str]:
+        """Segmentation of a token string under the current state."""
         if self.kind == "sentencepiece":
             return sentencepiece_bpe(token, self.scores)
         return bytelevel_bpe(token, self.ranks, self.known, self.ignore_merges)
 
     def _new_score(self) -> float:
-        """The next score: each appended piece ranks just below (or above) the previous one."""
-        step = -SP_SCORE_STEP if self.priority == "below" else SP_SCORE_STEP
-        self._next_score = np.float32(self._next_score + step)
+        """The next score: each appended piece ranks just below the previous one."""
+        self._next_score = np.float32(self._next_score - SP_SCORE_STEP)
         return float(self._next_score)
 
     def _add(self, token: str, left: str, right: str, role: str, needed_by: str) -> None:
-        if self.kind == "bytelevel":  # also a merge that forms an existing token in this context
+        if self.kind == "bytelevel" and (left, right) not in self.ranks:  # never re-rank an existing merge
             self.ranks[(left, right)] = len(self.ranks)
             self.plan.merges.append((left, right))
         if token in self.known:
@@ -298,14 +297,3 @@ def _copy_base_file(source: str, name: str, dest: Path) -> None:
         path = None
     if path:
         shutil.copyfile(path, dest / name)
-
-
-def write_plan_tsv(plan: MergePlan, path: str | Path) -> None:
-    """The appended entries, one per line: id offset, token, surface, role, needed_by."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("offset\ttoken\tsurface\trole\tneeded_by\n")
-        for i, e in enumerate(plan.entries):
-            fh.write(f"{i}\t{e.token}\t{e.surface if e.surface is not None else ''}\t{e.role}\t{e.needed_by}\n")
-
-
-__all__ = ["SP_SPACE", "Entry", "MergePlan", "encode_ids", "load_merged", "plan_merge", "save_merged"]
