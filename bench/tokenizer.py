@@ -82,7 +82,8 @@ def run(bases: list[str]) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench_tok_"))
     sample = work / "sample.txt"
     sample.write_text("\n".join(learn) + "\n", encoding="utf-8")
-    result = {"what": "encode throughput (best of 3) and token counts; new tokens learned on half the shared reviews",
+    result = {"what": "encode throughput (best of 7 interleaved runs after a warm-up) and token counts; "
+                      "new tokens learned on half the shared reviews",
               "python": platform.python_version(), "korean_mb": round(sum(len(t.encode()) for t in korean) / 1e6, 3),
               "english_mb": round(sum(len(t.encode()) for t in english) / 1e6, 3), "bases": {}}
     for name in bases:
