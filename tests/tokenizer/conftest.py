@@ -15,6 +15,7 @@ from vocab_expansion.tokenizer.merge import MergePlan, plan_merge, save_merged
 from vocab_expansion.tokenizer.select import SelectConfig, Selection, merge_order, script_pattern, select_tokens
 
 BASES = ["llama2", "mistral", "mistral_v03", "gpt2", "phi2", "llama3", "qwen2"]
+SENTENCEPIECE_BASES = ["llama2", "mistral", "mistral_v03"]
 # Llama-3 and Qwen2 already hold ~2-3k Hangul tokens: a larger intermediate and a lower threshold find more
 SETTINGS = {"llama3": (40_000, 5), "qwen2": (40_000, 5)}
 DEFAULT_SETTINGS = (16_000, 30)

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from tests.conftest import read_lines
-from tests.tokenizer.conftest import BASES
+from tests.tokenizer.conftest import BASES, SENTENCEPIECE_BASES
 from vocab_expansion.tokenizer.merge import encode_ids, load_merged
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
 
@@ -56,12 +56,13 @@ def test_save_reload_round_trip(learned, merged, tmp_path):
         assert again.encode(text) == merged.encode(text)
 
 
-def test_sentencepiece_slow_fast_and_spm_agree(learned, merged):
-    if learned.base.kind != "sentencepiece":
-        pytest.skip("byte-level base")
+@pytest.mark.parametrize("name", SENTENCEPIECE_BASES)
+def test_sentencepiece_slow_fast_and_spm_agree(name, learn):
     import sentencepiece as spm
     from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
 
+    learned = learn(name)
+    merged = AutoTokenizer.from_pretrained(learned.folder)
     slow = SentencePieceBackend.from_pretrained(learned.folder)
     sp = spm.SentencePieceProcessor(model_file=str(learned.folder / "tokenizer.model"))
     for text in learned.sample[:300] + MIXED[:3]:
