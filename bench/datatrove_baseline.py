@@ -151,6 +151,14 @@ def _korean_tokenizer(notes: list[str]) -> tuple[str | WordTokenizer, dict[str, 
     except ImportError as err:
         notes.append(f"datatrove assigns KiwiTokenizer to Korean, which needs the package kiwipiepy (not installed, "
                      f"not in requirements.txt): {err}")
+    except OSError as err:  # kiwipiepy-model >= 0.22 ships no skip-bigram ('sbg') model, datatrove's default
+        from datatrove.utils.word_tokenizers import KiwiTokenizer
+
+        tok = KiwiTokenizer(model_type=None)
+        tok.word_tokenize("한국어 문장")
+        notes.append(f"datatrove's KiwiTokenizer(model_type='sbg') cannot load with the installed kiwipiepy-model "
+                     f"({err}); KiwiTokenizer with Kiwi's default model was passed to datatrove instead.")
+        return tok, {"name": "KiwiTokenizer", "source": "datatrove's Kiwi tokenizer, Kiwi's default model"}
     try:
         tok = WhitespaceTokenizer()
         tok.word_tokenize("한국어 문장")
