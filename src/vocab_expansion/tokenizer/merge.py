@@ -29,7 +29,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from vocab_expansion.tokenizer.bpe import bytelevel_bpe, sentencepiece_bpe
 
 log = logging.getLogger(__name__)
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja")
 SP_SCORE_STEP = 128.0  # float32-safe spacing between appended scores (base scores reach -1e9)
 
 
@@ -155,6 +157,11 @@ class _Planner:
             del self.ranks[pair]
         del self.plan.entries[n_entries:]
         del self.plan.merges[n_merges:]
+
+
+def base_pieces(base: BaseTokenizer) -> Callable[[str], list[str]]:
+    """The base tokenizer's own segmentation of one token string (its pieces as base token strings)."""
+    return _Planner(base).pieces
 
 
 def _merge_pair(m: str | Sequence[str]) -> tuple[str, str]:
@@ -282,10 +289,11 @@ def save_merged(base: BaseTokenizer, plan: MergePlan, out_dir: str | Path) -> No
         (tmp / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
         for stale in ("vocab.json", "merges.txt"):
             (tmp / stale).unlink(missing_ok=True)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(tmp, out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)  # may already hold a model: only tokenizer files change
+        for name in TOKENIZER_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+        for path in sorted(tmp.iterdir()):
+            shutil.copyfile(path, out_dir / path.name)
 
 
 def _copy_base_file(source: str, name: str, dest: Path) -> None:
