@@ -26,4 +26,5 @@ rule all:
     input:
         corpus_targets(),
         tokenizer_targets(),
+        model_targets(),
     default_target: True

@@ -134,6 +134,11 @@ def tokenizer_targets():
     return ["results/tokenizer/merged", "results/tokenizer/report/summary.json"]
 
 
+def model_targets():
+    """Final outputs of the model stage (so far: the expanded model)."""
+    return ["results/models/expanded"]
+
+
 def base_param(wildcards, input):
     """The base as a parameter: the input folder when there is one, else the configured hub id."""
     return input.base if input.base else config["base_model"]

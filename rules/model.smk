@@ -1,4 +1,4 @@
-# Model stage: the demo base (built here when base_model is "demo"; later also its weights).
+# Model stage: the demo base (built here when base_model is "demo") and the expanded model.
 
 
 rule demo_base:
@@ -7,11 +7,34 @@ rule demo_base:
     output:
         directory("results/models/base"),
     params:
-        text_field=config["demo_base"]["text_field"],
-        vocab_size=config["demo_base"]["vocab_size"],
+        cfg=config["demo_base"],
+        seed=config["seed"],
     conda:
-        "../envs/tokenizer.yaml"
+        "../envs/model.yaml"
     log:
         "logs/model/demo_base.log",
+    resources:
+        mem_mb=4000,
     script:
         "../scripts/model_demo_base.py"
+
+
+rule expand_model:
+    input:
+        merged="results/tokenizer/merged",
+        base=base_model_input(),
+    output:
+        directory("results/models/expanded"),
+    params:
+        base=base_param,
+        output_init=config["model"]["init"]["output"],
+        pad_to_multiple_of=config["tokenizer"]["merge"]["pad_to_multiple_of"],
+        seed=config["seed"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/model/expand_model.log",
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/model_expand.py"

@@ -60,6 +60,7 @@ def demo_run(shared, tmp_path_factory):
     config["corpus"]["kenlm"]["reference"] = [str(shared / "parallel" / "koen_news_dev.ko"),
                                               str(shared / "parallel" / "jhe_dev.ko")]
     config["demo_base"]["text"] = str(ROOT / config["demo_base"]["text"])
+    config["demo_base"]["steps"] = 20  # a base that has seen some English; the demo trains longer
     config["tokenizer"]["eval_texts"] = {"ko": str(shared / "parallel" / "koen_news_dev.ko"),
                                          "en": str(shared / "parallel" / "koen_news_dev.en")}
     (workdir / "curation").mkdir()

@@ -107,3 +107,31 @@ def expand_embeddings(model: torch.nn.Module, pieces: Sequence[Sequence[int]], c
             "fallback_rows": n_fallback, "padding_rows": int(w_in.shape[0] - n_new_total)}
     log.info("expanded embeddings: %s", info)
     return info
+
+
+def expand_checkpoint(base_model: str, merged_tokenizer: str, out_dir: str, cfg: ExpandConfig) -> dict[str, int]:
+    """Expand a Hugging Face checkpoint to the merged tokenizer and save model and tokenizer in ``out_dir``."""
+    import shutil
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vocab_expansion.fileio import write_json
+
+    base = BaseTokenizer.load(base_model)
+    merged = AutoTokenizer.from_pretrained(merged_tokenizer)
+    new_ids = list(range(base.size, len(merged)))
+    tokens = merged.convert_ids_to_tokens(new_ids)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    if model.get_input_embeddings().weight.shape[0] != base.size:
+        log.warning("the base model has %d embedding rows for %d tokenizer ids; new rows follow the model's rows",
+                    model.get_input_embeddings().weight.shape[0], base.size)
+    info = expand_embeddings(model, decompose(base, tokens), cfg)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    for path in sorted(Path(merged_tokenizer).iterdir()):
+        if path.is_file():
+            shutil.copyfile(path, out / path.name)
+    write_json(out / "expansion.json", {**info, "output_init": cfg.output_init, "base_model": base_model,
+                                        "merged_tokenizer": merged_tokenizer})
+    return info

@@ -1,0 +1,45 @@
+"""The expanded model in the workflow: a plain checkpoint whose old-token logits are the base's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.workflow import dry_run_jobs, write_config
+
+pytestmark = pytest.mark.slow
+
+ENGLISH = "Among the vicissitudes incident to life no event could have filled me with greater anxieties."
+
+
+def test_expanded_model_keeps_old_logits(demo_run):
+    workdir, _ = demo_run
+    base_dir, exp_dir = workdir / "results/models/base", workdir / "results/models/expanded"
+    base, expanded = AutoModelForCausalLM.from_pretrained(base_dir), AutoModelForCausalLM.from_pretrained(exp_dir)
+    tok_base, tok_exp = AutoTokenizer.from_pretrained(base_dir), AutoTokenizer.from_pretrained(exp_dir)
+    info = json.loads((exp_dir / "expansion.json").read_text())
+    n_old = len(tok_base)
+    assert info["old_vocab"] == n_old and info["new_tokens"] == len(tok_exp) - n_old
+    assert expanded.get_input_embeddings().weight.shape[0] == info["rows"] and info["rows"] % 64 == 0
+    ids = tok_exp(ENGLISH, return_tensors="pt")["input_ids"]
+    assert torch.equal(ids, tok_base(ENGLISH, return_tensors="pt")["input_ids"])
+    with torch.no_grad():
+        before, after = base(ids).logits, expanded(ids).logits
+    assert torch.allclose(after[..., :n_old], before, rtol=0, atol=1e-6)
+    # a new Korean token's input row is the mean of its base pieces' rows
+    new_id = tok_exp.convert_tokens_to_ids(tok_exp.tokenize(" 영화")[0])
+    assert new_id >= n_old
+    pieces = tok_base(tok_exp.decode([new_id]), add_special_tokens=False)["input_ids"]
+    w_base, w_exp = base.get_input_embeddings().weight, expanded.get_input_embeddings().weight
+    assert torch.allclose(w_exp[new_id], w_base[pieces].mean(dim=0), rtol=0, atol=1e-7)
+
+
+def test_output_init_reruns_only_expansion(demo_run):
+    workdir, config = demo_run
+    changed = json.loads(json.dumps(config))
+    changed["model"]["init"]["output"] = "mean"
+    jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "init.yaml")))
+    assert set(jobs) - {"all"} == {"expand_model"}, jobs
