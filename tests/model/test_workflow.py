@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -39,7 +40,7 @@ def test_expanded_model_keeps_old_logits(demo_run):
 
 def test_output_init_reruns_only_expansion(demo_run):
     workdir, config = demo_run
-    changed = json.loads(json.dumps(config))
+    changed = copy.deepcopy(config)
     changed["model"]["init"]["output"] = "mean"
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "init.yaml")))
     assert set(jobs) - {"all"} == {"expand_model"}, jobs
