@@ -96,7 +96,7 @@ def run_report(base: str, merged_dir: str, new_tokens_tsv: str, texts: dict[str,
     b = BaseTokenizer.load(base)
     merged = AutoTokenizer.from_pretrained(merged_dir)
     rows = []
-    corpora = {lang: [ln for ln in sample_lines(path)] for lang, path in texts.items()}
+    corpora = {lang: list(sample_lines(path)) for lang, path in texts.items()}
     for lang, lines in corpora.items():
         for name, tok in (("base", b.hf), ("merged", merged)):
             rows.append({"tokenizer": name, "language": lang, **efficiency(hf_encoder(tok), lines)})
