@@ -1,0 +1,1 @@
+"""Training stage: data packing, the EEVE stages, variants and SFT."""
