@@ -17,12 +17,15 @@ logits of every old token are unchanged until training starts.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.fileio import write_json
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.merge import base_pieces
 
@@ -111,12 +114,7 @@ def expand_embeddings(model: torch.nn.Module, pieces: Sequence[Sequence[int]], c
 
 def expand_checkpoint(base_model: str, merged_tokenizer: str, out_dir: str, cfg: ExpandConfig) -> dict[str, int]:
     """Expand a Hugging Face checkpoint to the merged tokenizer and save model and tokenizer in ``out_dir``."""
-    import shutil
-    from pathlib import Path
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from vocab_expansion.fileio import write_json
 
     base = BaseTokenizer.load(base_model)
     merged = AutoTokenizer.from_pretrained(merged_tokenizer)

@@ -209,11 +209,7 @@ def sentencepiece_tokenizer_json(base: BaseTokenizer, plan: MergePlan) -> dict[s
     model = tj["model"]
     vocab: dict[str, int] = model["vocab"]
     merges = [_merge_pair(m) for m in model["merges"]]
-    string_format = bool(model["merges"]) and isinstance(model["merges"][0], str)
-    next_id = max(vocab.values()) + 1
-    for e in plan.entries:
-        vocab[e.token] = next_id
-        next_id += 1
+    _append_entries(vocab, plan, max(vocab.values()) + 1)
     new = {e.token for e in plan.entries}
     first_rank: dict[str, int] = {}
     for i, (a, b) in enumerate(merges):
@@ -235,7 +231,7 @@ def sentencepiece_tokenizer_json(base: BaseTokenizer, plan: MergePlan) -> dict[s
     for e in plan.entries:
         out.extend((e.token[:k], e.token[k:]) for k in range(1, len(e.token))
                    if e.token[:k] in vocab and e.token[k:] in vocab)
-    model["merges"] = [f"{a} {b}" if string_format else [a, b] for a, b in out]
+    model["merges"] = _in_base_format(model["merges"], out)
     return tj
 
 
@@ -247,13 +243,22 @@ def bytelevel_json(base: BaseTokenizer, plan: MergePlan) -> dict[str, Any]:
     for added in tj.get("added_tokens", []):  # type: ignore[union-attr]
         if added["content"] not in vocab:
             vocab[added["content"]] = added["id"]
-    next_id = max(max(vocab.values()), *(a["id"] for a in tj.get("added_tokens", []))) + 1  # type: ignore[union-attr]
-    string_format = bool(model["merges"]) and isinstance(model["merges"][0], str)
-    for e in plan.entries:
-        vocab[e.token] = next_id
-        next_id += 1
-    model["merges"].extend(f"{a} {b}" if string_format else [a, b] for a, b in plan.merges)
+    first_id = max(max(vocab.values()), *(a["id"] for a in tj.get("added_tokens", []))) + 1  # type: ignore[union-attr]
+    _append_entries(vocab, plan, first_id)
+    model["merges"].extend(_in_base_format(model["merges"], plan.merges))
     return tj  # type: ignore[return-value]
+
+
+def _append_entries(vocab: dict[str, int], plan: MergePlan, first_id: int) -> None:
+    """Give the plan's entries consecutive ids from ``first_id`` in a tokenizer.json vocabulary."""
+    for i, e in enumerate(plan.entries):
+        vocab[e.token] = first_id + i
+
+
+def _in_base_format(base_merges: Sequence[Any], pairs: Iterable[tuple[str, str]]) -> list[Any]:
+    """Merges written as the base writes its own: "a b" strings or ["a", "b"] lists."""
+    string_format = bool(base_merges) and isinstance(base_merges[0], str)
+    return [f"{a} {b}" if string_format else [a, b] for a, b in pairs]
 
 
 def load_merged(base: BaseTokenizer, plan: MergePlan) -> Any:
@@ -265,6 +270,14 @@ def load_merged(base: BaseTokenizer, plan: MergePlan) -> Any:
     from tokenizers import Tokenizer
 
     return Tokenizer.from_str(json.dumps(bytelevel_json(base, plan), ensure_ascii=False))
+
+
+def emitted_counts(base: BaseTokenizer, plan: MergePlan, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+    """How often each appended entry is emitted when ``texts`` are encoded with the merged tokenizer, and
+    the total number of tokens."""
+    ids = encode_ids(load_merged(base, plan), texts)
+    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids if x] or [np.zeros(0, np.int64)])
+    return np.bincount(flat, minlength=base.size + len(plan.entries))[base.size:], len(flat)
 
 
 def encode_ids(encoder: Any, texts: Sequence[str]) -> list[list[int]]:

@@ -26,7 +26,7 @@ import regex
 
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.tokenizer.base import BaseTokenizer
-from vocab_expansion.tokenizer.merge import MergePlan, encode_ids, load_merged, plan_merge
+from vocab_expansion.tokenizer.merge import MergePlan, emitted_counts, plan_merge
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,19 @@ class Selection:
         return [d.surface for d in self.decisions if d.decision == "kept"]
 
 
-def candidates(base: BaseTokenizer, intermediate: Sequence[str], pattern: str) -> list[str]:
-    """Target-script surfaces of the intermediate tokenizer that no base token spells (learned order)."""
+def candidates(base: BaseTokenizer, intermediate: Sequence[str], pattern: str,
+               have: set[str] | None = None) -> list[str]:
+    """Target-script surfaces of the intermediate tokenizer that no base token spells (learned order).
+
+    ``have`` is ``base.surfaces()`` when the caller has it already."""
     rx = regex.compile(pattern, regex.V1)
-    have = base.surfaces()
+    have = base.surfaces() if have is None else have
     return list(dict.fromkeys(s for s in intermediate if rx.match(s) and s not in have))
 
 
-def new_token_ids(base: BaseTokenizer, plan: MergePlan) -> dict[str, int]:
-    """Surface -> id of every appended entry with a surface."""
-    return {e.surface: base.size + i for i, e in enumerate(plan.entries) if e.surface is not None}
+def entry_index(plan: MergePlan) -> dict[str, int]:
+    """Surface -> position among the appended entries (id - base size), for entries with a surface."""
+    return {e.surface: i for i, e in enumerate(plan.entries) if e.surface is not None}
 
 
 def merge_order(surfaces: Sequence[str]) -> list[str]:
@@ -112,24 +115,22 @@ def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Seque
                   cfg: SelectConfig) -> Selection:
     """Run the EEVE selection loop on ``texts`` (the tokenizer sample)."""
     result = Selection()
-    info: dict[str, Decision] = {s: Decision(s) for s in candidates(base, intermediate, cfg.pattern)}
-    current = list(info)
     have = base.surfaces()
+    info: dict[str, Decision] = {s: Decision(s) for s in candidates(base, intermediate, cfg.pattern, have)}
+    current = list(info)
     syllable_rx = regex.compile(cfg.syllable_pattern, regex.V1) if cfg.syllable_pattern else None
     char_freq = Counter(ch for t in texts for ch in t) if syllable_rx else Counter()
     log.info("%d candidates from %d intermediate tokens", len(current), len(intermediate))
     for it in range(1, cfg.max_iterations + 1):
         plan = plan_merge(base, merge_order(current), cfg.priority)
-        ids = encode_ids(load_merged(base, plan), texts)
-        total = sum(len(x) for x in ids)
-        emitted = Counter(i for seq in ids for i in seq if i >= base.size)
+        emitted, total = emitted_counts(base, plan, texts)
         thr = cfg.threshold(total)
-        id_of = new_token_ids(base, plan)
+        index = entry_index(plan)
         unreachable = set(plan.unreachable)
         drop = []
         for s in current:
             d = info[s]
-            d.frequency, d.iteration = emitted.get(id_of.get(s, -1), 0), it
+            d.frequency, d.iteration = (int(emitted[index[s]]) if s in index else 0), it
             if s in unreachable:
                 d.decision, d.reason = "dropped", "unreachable"
                 drop.append(s)
@@ -145,7 +146,7 @@ def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Seque
                     added.append(ch)
         result.iterations.append({"iteration": it, "tokens": len(current), "dropped": len(drop), "added": len(added),
                                   "threshold": round(thr, 2), "sample_tokens": total,
-                                  "new_tokens_emitted": sum(emitted.values())})
+                                  "new_tokens_emitted": int(emitted.sum())})
         log.info("iteration %d: %d tokens, %d dropped, %d added (threshold %.1f, %d sample tokens)",
                  it, len(current), len(drop), len(added), thr, total)
         dropped = set(drop)

@@ -13,7 +13,7 @@ from vocab_expansion.fileio import atomic_path, write_json
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.curate import CurationConfig, curate, display
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, sample_lines, train_intermediate
-from vocab_expansion.tokenizer.merge import encode_ids, load_merged, plan_merge, save_merged
+from vocab_expansion.tokenizer.merge import emitted_counts, encode_ids, load_merged, plan_merge, save_merged
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
 from vocab_expansion.tokenizer.select import SelectConfig, merge_order, select_tokens
 from vocab_expansion.tokenizer.tables import read_decisions, write_decisions
@@ -52,10 +52,7 @@ def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, priority
     decisions = curate(read_decisions(candidates_tsv), curation, b.surfaces())
     kept = merge_order([d.surface for d in decisions if d.decision == "kept"])
     plan = plan_merge(b, kept, priority)
-    texts = list(sample_lines(sample))
-    ids = encode_ids(load_merged(b, plan), texts)
-    emitted = np.bincount(np.concatenate([np.asarray(x, dtype=np.int64) for x in ids if x] or [np.zeros(0, np.int64)]),
-                          minlength=b.size + len(plan.entries))[b.size:]
+    emitted, _ = emitted_counts(b, plan, list(sample_lines(sample)))
     by_surface = {d.surface: d for d in decisions}
     for s in plan.unreachable:
         by_surface[s].decision, by_surface[s].reason = "dropped", "unreachable after curation"
