@@ -1,0 +1,80 @@
+"""Tiny random models of the seed families (Llama, Mistral, Phi, Qwen2), expanded with their real tokenizers,
+and packed Korean + English data for them: the inputs of the stage tests."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    PhiConfig,
+    PhiForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from tests.conftest import nsmc_texts
+from vocab_expansion.fileio import write_json
+from vocab_expansion.model.expand import ExpandConfig, decompose, expand_embeddings
+from vocab_expansion.tokenizer.base import BaseTokenizer
+from vocab_expansion.tokenizer.merge import plan_merge, save_merged
+from vocab_expansion.training.pack import PackConfig, build
+
+WORDS = [" 영화", " 영화를", " 재밌다", " 정말", " 너무", " 진짜", " 최고", " 연기", " 스토리", " 배우", "ㅋㅋ",
+         " 감동", " 보고", " 좋은", " 평점", " 이런", " 없다", " 재미", " 생각", " 그냥"]
+ENGLISH = ["The quick brown fox jumps over the lazy dog.", "Fellow-Citizens of the Senate and of the House.",
+           "It is a truth universally acknowledged, that a single man in possession of a good fortune."]
+DIMS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "intermediate_size": 64, "max_position_embeddings": 128}
+FAMILIES = {  # architecture, its config, the shared tokenizer of that family, tied embeddings
+    "llama": (LlamaForCausalLM, LlamaConfig, "llama2", False),
+    "mistral": (MistralForCausalLM, MistralConfig, "mistral", False),
+    "phi": (PhiForCausalLM, PhiConfig, "phi2", False),
+    "qwen2": (Qwen2ForCausalLM, Qwen2Config, "qwen2", True),
+}
+SEQ_LEN = 32
+
+
+@functools.lru_cache(maxsize=None)
+def _build(family: str, shared: Path, root: Path) -> tuple[Path, Path]:
+    cls, cfg_cls, tok_name, tied = FAMILIES[family]
+    base = BaseTokenizer.load(str(shared / "tokenizers" / tok_name))
+    torch.manual_seed(0)
+    model = cls(cfg_cls(vocab_size=base.size, tie_word_embeddings=tied, **DIMS)).eval()
+    plan = plan_merge(base, WORDS)
+    info = expand_embeddings(model, decompose(base, [e.token for e in plan.entries]),
+                             ExpandConfig(output_init="first", pad_to_multiple_of=64))
+    model_dir = root / family / "expanded"
+    model.save_pretrained(model_dir)
+    save_merged(base, plan, model_dir)
+    write_json(model_dir / "expansion.json", info)
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    texts = nsmc_texts(shared, 600)
+    target = [(f"ko{i}", tok(t, add_special_tokens=False)["input_ids"]) for i, t in enumerate(texts)]
+    english = [(f"en{i}", tok(t, add_special_tokens=False)["input_ids"]) for i, t in enumerate(ENGLISH * 20)]
+    eos = tok.eos_token_id if tok.eos_token_id is not None else 0
+    train, val, _ = build(target, english, info["old_vocab"], eos,
+                          PackConfig(seq_len=SEQ_LEN, val_fraction=0.05, english_replay=0.1, seed=0))
+    data_dir = root / family / "data"
+    data_dir.mkdir(parents=True)
+    np.save(data_dir / "train.npy", train)
+    np.save(data_dir / "val.npy", val)
+    np.save(data_dir / "val_bytes.npy", np.full(len(val), 4 * SEQ_LEN, dtype=np.int64))
+    return model_dir, data_dir
+
+
+@pytest.fixture(scope="session")
+def tiny(shared, tmp_path_factory):
+    """``tiny(family)`` -> (expanded model folder, packed data folder), built once per session."""
+    root = tmp_path_factory.mktemp("tiny_models")
+    return lambda family: _build(family, shared, root)

@@ -1,0 +1,139 @@
+"""The seven EEVE stages on tiny random models of every seed family: each stage moves exactly what it trains.
+
+Every frozen tensor and row is bit-identical after the stage (weight decay is on, so a row that only had a
+zero gradient would still move), and every trained tensor changed. For tied embeddings (Qwen2 here) the
+input and output rows are one matrix, so a stage trains the union of what it asks for either side.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.training.conftest import FAMILIES
+from vocab_expansion.training.data import step_rows
+from vocab_expansion.training.stages import StageSpec
+from vocab_expansion.training.trainer import RunConfig, stage_seed, train_stage
+
+# stage -> (input rows, lm_head rows, transformer body), written out independently of the trainer's groups
+EEVE = {
+    1: (("embed_new",), "new", None, False),
+    2: (("head_new",), None, "new", False),
+    3: (("embed_new", "head_new"), "new", "new", False),
+    4: (("head_all",), None, "all", False),
+    5: (("embed_new", "head_all"), "new", "all", False),
+    6: (("all",), "all", "all", True),
+    7: (("layers",), None, None, True),
+}
+RANK = {None: 0, "new": 1, "all": 2}
+
+
+def _spec(name: str, train: tuple[str, ...], **kw) -> StageSpec:
+    base = {"lr": 5e-2, "weight_decay": 0.1, "max_steps": 3, "eval_every": 3, "save_every": 3, "batch_size": 4,
+            "micro_batch_size": 2, "schedule": "constant"}
+    return StageSpec(name=name, train=train, **{**base, **kw})
+
+
+def _weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _names(state: dict[str, torch.Tensor]) -> tuple[str, str | None]:
+    emb = next(n for n in state if n.endswith("embed_tokens.weight"))
+    head = "lm_head.weight" if "lm_head.weight" in state else None
+    return emb, head
+
+
+def _check_rows(before: torch.Tensor, after: torch.Tensor, mode: str | None, n_old: int, seen_new: np.ndarray,
+                what: str) -> None:
+    if mode is None:
+        assert torch.equal(before, after), f"{what}: frozen but changed"
+        return
+    if mode == "new":
+        assert torch.equal(before[:n_old], after[:n_old]), f"{what}: an old row moved"
+    changed = (before != after).reshape(before.shape[0], -1).any(dim=1)
+    assert changed[torch.as_tensor(seen_new)].all(), f"{what}: a trained new row did not change"
+    if mode == "all":
+        assert changed[:n_old].any(), f"{what}: old rows trained but none changed"
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("stage", list(EEVE))
+def test_stage_freezes_exactly(tiny, family, stage, tmp_path):
+    model_dir, data_dir = tiny(family)
+    train, emb_mode, head_mode, body = EEVE[stage]
+    tied = FAMILIES[family][3]
+    if tied:  # one matrix: it trains the union of both sides
+        emb_mode = head_mode = max(emb_mode, head_mode, key=lambda m: RANK[m])
+    summary = train_stage(model_dir, data_dir, tmp_path / "out", _spec(f"stage{stage}", train),
+                          RunConfig(seed=0, checkpoint_dir=str(tmp_path / "ckpt")))
+    assert summary["steps"] == 3
+    before, after = _weights(model_dir), _weights(tmp_path / "out")
+    assert before.keys() == after.keys()
+    emb, head = _names(before)
+    n_old = json.loads((model_dir / "expansion.json").read_text())["old_vocab"]
+    # new tokens in the rows the stage read get input-row gradients; every new lm_head row gets one
+    train = np.load(data_dir / "train.npy")
+    rows = np.concatenate([step_rows(s, 4, len(train), stage_seed(0, f"stage{stage}")) for s in range(3)])
+    seen_new = np.unique(train[rows][:, :-1]).astype(np.int64)  # the last token of a row is only a label
+    seen_new = seen_new[seen_new >= n_old]
+    assert len(seen_new) > 0
+    _check_rows(before[emb], after[emb], emb_mode, n_old, seen_new, "input embedding")
+    if head is not None:
+        all_new = np.arange(n_old, before[head].shape[0])
+        _check_rows(before[head], after[head], head_mode, n_old, all_new, "lm_head")
+        if "lm_head.bias" in before:  # phi
+            _check_rows(before["lm_head.bias"][:, None], after["lm_head.bias"][:, None], head_mode, n_old, all_new,
+                        "lm_head bias")
+    for name in before:
+        if name in (emb, head, "lm_head.bias"):
+            continue
+        same = torch.equal(before[name], after[name])
+        assert same != body, f"{name}: {'frozen but changed' if same is False else 'trained but unchanged'}"
+
+
+@pytest.mark.parametrize("family", ["llama", "phi"])
+def test_checkpoint_resume_gives_the_same_weights(tiny, family, tmp_path):
+    model_dir, data_dir = tiny(family)
+    spec = _spec("stage5", ("embed_new", "head_all"), max_steps=6, eval_every=2, save_every=2, schedule="cosine",
+                 warmup_steps=2)
+    train_stage(model_dir, data_dir, tmp_path / "whole", spec, RunConfig(checkpoint_dir=str(tmp_path / "c1")))
+
+    class Killed(Exception):
+        pass
+
+    def kill(step: int) -> None:
+        if step == 5:  # after the step-4 checkpoint, before the step-6 one
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_stage(model_dir, data_dir, tmp_path / "resumed", spec, RunConfig(checkpoint_dir=str(tmp_path / "c2")),
+                    on_step=kill)
+    assert (tmp_path / "c2" / "last.pt").exists()
+    summary = train_stage(model_dir, data_dir, tmp_path / "resumed", spec,
+                          RunConfig(checkpoint_dir=str(tmp_path / "c2")))
+    assert summary["steps"] == 6
+    whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+    assert not (tmp_path / "c2").exists(), "checkpoints are removed once the stage is saved"
+    log_whole = (tmp_path / "whole" / "training_log.csv").read_text().splitlines()
+    log_resumed = (tmp_path / "resumed" / "training_log.csv").read_text().splitlines()
+    losses = [[row.split(",")[i] for i in (0, 1, 6)] for row in log_whole]
+    assert losses == [[row.split(",")[i] for i in (0, 1, 6)] for row in log_resumed]
+
+
+def test_best_checkpoint_and_plateau(tiny, tmp_path):
+    model_dir, data_dir = tiny("llama")
+    spec = _spec("plateau", ("head_all",), lr=1.0, max_steps=40, eval_every=1, save_every=1, patience=2,
+                 min_delta=0.0, weight_decay=0.0)
+    summary = train_stage(model_dir, data_dir, tmp_path / "out", spec, RunConfig())
+    assert summary["stopped"] == "plateau" and summary["steps"] < 40
+    rows = [r.split(",") for r in (tmp_path / "out" / "training_log.csv").read_text().splitlines()[1:]]
+    val = {int(r[0]): float(r[6]) for r in rows if r[6] and int(r[0]) > 0}
+    assert summary["best_step"] == min(val, key=val.get)
+    assert summary["best_val_loss"] == pytest.approx(min(val.values()))
