@@ -14,12 +14,16 @@ wildcard_constraints:
     part=r"\d{4}",
     shard=r"[A-Za-z0-9_]+-\d{4}-\d{4}",
     group=r"\d{3}",
+    variant=r"[A-Za-z0-9_]+",
+    n=r"\d+",
+    tokenizer=r"expanded|base",
 
 
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/model.smk"
 include: "rules/tokenizer.smk"
+include: "rules/training.smk"
 
 
 rule all:
@@ -27,4 +31,5 @@ rule all:
         corpus_targets(),
         tokenizer_targets(),
         model_targets(),
+        training_targets(),
     default_target: True

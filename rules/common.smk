@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from vocab_expansion.corpus.ingest import Source
 from vocab_expansion.errors import InputError
+from vocab_expansion.training.variants import Variants
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -142,3 +143,67 @@ def model_targets():
 def base_param(wildcards, input):
     """The base as a parameter: the input folder when there is one, else the configured hub id."""
     return input.base if input.base else config["base_model"]
+
+
+VARIANTS = Variants.from_config(config["training"])
+
+
+def english_replay_input():
+    """The English replay text, when replay is on."""
+    data = config["training"]["data"]
+    return data["english"] if data["english"] and data["english_replay"] > 0 else []
+
+
+def pack_model_param(wildcards):
+    """The model whose tokenizer packs the data: the expanded model, or the base (CPT-only baseline)."""
+    return "results/models/expanded" if wildcards.tokenizer == "expanded" else base_model_path()
+
+
+def pack_model_input(wildcards):
+    """The packing model as an input file (nothing for a hub id)."""
+    return "results/models/expanded" if wildcards.tokenizer == "expanded" else base_model_input()
+
+
+def _stage_n(wildcards):
+    n = int(wildcards.n)
+    owner = VARIANTS.owner(wildcards.variant, n)
+    if owner != wildcards.variant:
+        raise WorkflowError(f"stage {n} of {wildcards.variant} is shared: it is built as results/models/{owner}/stage{n}")
+    return n
+
+
+def stage_model_param(wildcards):
+    """The checkpoint a stage starts from: the previous stage, or the expanded (or base) model."""
+    n = _stage_n(wildcards)
+    if n > 1:
+        return VARIANTS.stage_dir(wildcards.variant, n - 1)
+    return "results/models/expanded" if VARIANTS.expand[wildcards.variant] else base_model_path()
+
+
+def stage_model_input(wildcards):
+    """The starting checkpoint as an input file (nothing for a hub id)."""
+    path = stage_model_param(wildcards)
+    return path if path.startswith("results/") or Path(path).exists() else []
+
+
+def stage_data(wildcards):
+    """The packed data of the variant's tokenizer."""
+    return "results/training/data/" + ("expanded" if VARIANTS.expand[wildcards.variant] else "base")
+
+
+def stage_spec(wildcards):
+    """The stage's settings (defaults merged), as a params entry: a changed knob reruns this stage on."""
+    return VARIANTS.spec(wildcards.variant, _stage_n(wildcards)).as_dict()
+
+
+def variant_stage_dirs(wildcards):
+    """Every stage folder of a variant, in order."""
+    return VARIANTS.stage_dirs(wildcards.variant)
+
+
+def training_targets():
+    """Final outputs of the training stage: each variant's last stage and its loss plot and table."""
+    out = list(VARIANTS.final_dirs().values())
+    for variant in VARIANTS.chains:
+        out += [f"results/plots/training/{variant}.png", f"results/tables/training/{variant}.tsv"]
+    return out

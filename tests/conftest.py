@@ -67,6 +67,11 @@ def demo_run(shared, tmp_path_factory):
     for key in ("deny", "allow"):
         shutil.copy(ROOT / config["tokenizer"]["curation"][key], workdir / "curation" / f"{key}.txt")
         config["tokenizer"]["curation"][key] = f"curation/{key}.txt"
+    training = config["training"]
+    training["data"]["english"] = str(ROOT / training["data"]["english"])
+    training["defaults"].update(batch_size=8, micro_batch_size=8, eval_every=2, save_every=2, warmup_steps=1)
+    for stage in training["stages"].values():
+        stage["max_steps"] = 4
     write_config(workdir, config)
     snakemake(workdir, "-q")
     return workdir, config

@@ -41,6 +41,13 @@ def dry_run_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return jobs
 
 
+def dry_run_outputs(workdir: Path, *args: str) -> set[str]:
+    """The outputs of every job a dry run would execute."""
+    proc = snakemake(workdir, "-n", *args)
+    return {o.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip().startswith("output:")
+            for o in line.split(":", 1)[1].split(",")}
+
+
 def write_config(workdir: Path, config: dict, name: str = "config.yaml") -> Path:
     """Write a config file into ``workdir``."""
     path = workdir / name

@@ -42,7 +42,7 @@ FAMILIES = {  # architecture, its config, the shared tokenizer of that family, t
 SEQ_LEN = 32
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(family: str, shared: Path, root: Path) -> tuple[Path, Path]:
     cls, cfg_cls, tok_name, tied = FAMILIES[family]
     base = BaseTokenizer.load(str(shared / "tokenizers" / tok_name))

@@ -50,7 +50,8 @@ def test_llama_pro_stage_trains_only_the_inserted_blocks(tiny, family, tmp_path)
     train_stage(model_dir, data_dir, tmp_path / "s6", spec, RunConfig())
     lineage = json.loads((tmp_path / "s6" / "lineage.json").read_text())
     assert lineage["new_blocks"] == [2]
-    before, after = load_file(str(model_dir / "model.safetensors")), load_file(str(tmp_path / "s6" / "model.safetensors"))
+    before = load_file(str(model_dir / "model.safetensors"))
+    after = load_file(str(tmp_path / "s6" / "model.safetensors"))
     source_of = {0: 0, 1: 1, 3: 2}  # output block -> source block (block 2 is the copy of block 1)
     for name, tensor in after.items():
         if ".layers." not in name:

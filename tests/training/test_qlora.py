@@ -17,8 +17,8 @@ from vocab_expansion.training.trainable import finalize_model, prepare_model
 from vocab_expansion.training.trainer import RunConfig, train_stage
 
 # the merged model's logits against the adapter model's: the 4-bit CPU kernel rounds differently from a
-# float32 matmul of the dequantized weights (measured up to ~1e-5 on these models)
-ATOL = 1e-4
+# float32 matmul of the dequantized weights (measured: at most 7.8e-7 on these models)
+ATOL = 1e-5
 
 TARGETS = {"phi": ("q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2")}
 
@@ -67,7 +67,8 @@ def test_qlora_trains_4bit_and_merges_to_a_plain_checkpoint(tiny, family, tmp_pa
 def test_qlora_stage_keeps_old_rows(tiny, family, tmp_path):
     model_dir, data_dir = tiny(family)
     train_stage(model_dir, data_dir, tmp_path / "out", _spec(family, weight_decay=0.1), RunConfig())
-    before, after = load_file(str(model_dir / "model.safetensors")), load_file(str(tmp_path / "out" / "model.safetensors"))
+    before = load_file(str(model_dir / "model.safetensors"))
+    after = load_file(str(tmp_path / "out" / "model.safetensors"))
     emb = next(n for n in before if n.endswith("embed_tokens.weight"))
     n_old = json.loads((model_dir / "expansion.json").read_text())["old_vocab"]
     assert torch.equal(before[emb][:n_old], after[emb][:n_old])

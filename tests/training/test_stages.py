@@ -103,14 +103,14 @@ def test_checkpoint_resume_gives_the_same_weights(tiny, family, tmp_path):
                  warmup_steps=2)
     train_stage(model_dir, data_dir, tmp_path / "whole", spec, RunConfig(checkpoint_dir=str(tmp_path / "c1")))
 
-    class Killed(Exception):
+    class KilledError(Exception):
         pass
 
     def kill(step: int) -> None:
         if step == 5:  # after the step-4 checkpoint, before the step-6 one
-            raise Killed
+            raise KilledError
 
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         train_stage(model_dir, data_dir, tmp_path / "resumed", spec, RunConfig(checkpoint_dir=str(tmp_path / "c2")),
                     on_step=kill)
     assert (tmp_path / "c2" / "last.pt").exists()

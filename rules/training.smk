@@ -1,0 +1,72 @@
+# Training stage: packed data per tokenizer, the stages of every variant, loss plots.
+# A stage's folder belongs to the first variant whose chain starts the same way (shared stages run once).
+
+
+rule pack_data:
+    input:
+        shards=per_shard("results/corpus/filtered/{shard}.parquet"),
+        model=pack_model_input,
+        english=english_replay_input(),
+    output:
+        directory("results/training/data/{tokenizer}"),
+    params:
+        model=pack_model_param,
+        data=config["training"]["data"],
+        seed=config["seed"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/pack_data/{tokenizer}.log",
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/training_pack.py"
+
+
+rule train_stage:
+    input:
+        model=stage_model_input,
+        data=stage_data,
+    output:
+        directory("results/models/{variant}/stage{n}"),
+    params:
+        model=stage_model_param,
+        spec=stage_spec,
+        seed=config["seed"],
+        label="{variant}/stage{n}",
+        checkpoint_dir="results/checkpoints/{variant}/stage{n}",
+        keep_checkpoints=config["training"]["checkpoints"]["keep"],
+        launch=config["training"]["launch"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/{variant}/stage{n}.log",
+    threads: config["training"]["resources"]["cpus"]
+    resources:
+        gpu=config["training"]["resources"]["gpus"],
+        mem_mb=config["training"]["resources"]["mem_mb"],
+        runtime=config["training"]["resources"]["runtime"],
+    script:
+        "../scripts/training_stage.py"
+
+
+rule plot_training:
+    input:
+        variant_stage_dirs,
+    output:
+        plot=report(
+            "results/plots/training/{variant}.png",
+            caption="../report/training_loss.rst",
+            category="Training",
+        ),
+        table=report(
+            "results/tables/training/{variant}.tsv",
+            caption="../report/training_loss.rst",
+            category="Training",
+        ),
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/plot_training/{variant}.log",
+    script:
+        "../scripts/training_plot.py"

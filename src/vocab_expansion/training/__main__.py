@@ -1,0 +1,67 @@
+"""Command line for the training stage: ``python -m vocab_expansion.training STEP ...``.
+
+``pack`` and ``stage`` take their knobs from the workflow config (``--config``), like the rules;
+``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process launch runs in each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vocab_expansion import config as configlib
+from vocab_expansion.errors import ConfigError, InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    from vocab_expansion.training.pack import PackConfig
+    from vocab_expansion.training.stages import StageSpec
+    from vocab_expansion.training.steps import run_pack
+    from vocab_expansion.training.trainer import RunConfig, train_stage
+    from vocab_expansion.training.variants import Variants
+
+    ap = argparse.ArgumentParser(prog="python -m vocab_expansion.training", description=__doc__)
+    ap.add_argument("--config", default="config.yaml")
+    sub = ap.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("pack", help="tokenize and pack the filtered shards")
+    p.add_argument("model_dir", help="the model folder whose tokenizer to use")
+    p.add_argument("out_dir")
+    p.add_argument("shards", nargs="+")
+    p = sub.add_parser("stage", help="train one stage")
+    p.add_argument("model_dir")
+    p.add_argument("data_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--stage", help="a stage name of the config's training.stages")
+    p.add_argument("--spec", help="a stage spec JSON (instead of --stage)")
+    p.add_argument("--settings", help="a run settings JSON (seed, checkpoint_dir, ...)")
+    p.add_argument("--checkpoint-dir", default=None)
+    a = ap.parse_args(argv)
+    try:
+        if a.step == "pack":
+            cfg = configlib.load(a.config)
+            data = dict(cfg["training"]["data"])
+            english, field = data.pop("english", None), data.pop("english_field", "text")
+            run_pack(a.shards, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), english, field)
+        elif a.spec:
+            spec = StageSpec.from_dict(json.loads(Path(a.spec).read_text()))
+            run = (RunConfig(**json.loads(Path(a.settings).read_text())) if a.settings
+                   else RunConfig(checkpoint_dir=a.checkpoint_dir))
+            train_stage(a.model_dir, a.data_dir, a.out_dir, spec, run)
+        else:
+            cfg = configlib.load(a.config)
+            variants = Variants.from_config(cfg["training"])
+            if a.stage not in variants.specs:
+                raise ConfigError(f"no stage {a.stage!r} in training.stages")
+            train_stage(a.model_dir, a.data_dir, a.out_dir, variants.specs[a.stage],
+                        RunConfig(seed=cfg["seed"], checkpoint_dir=a.checkpoint_dir))
+    except (InputError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Variants: named chains of stages. Stages two variants share are trained once.
+
+A variant lists stage names (config ``training.variants.<name>.stages``) and whether it starts from the
+expanded model (``expand: true``) or the base (a CPT-only baseline). Stage ``N`` of a variant lives in
+``results/models/<owner>/stage<N>``, where the owner is the first variant (in config order) whose chain
+starts the same way up to ``N``: ``eeve_qlora`` reuses ``eeve``'s stages 1–5 and trains only its own 6 and 7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vocab_expansion.errors import ConfigError
+from vocab_expansion.training.stages import StageSpec
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The variants of a config and the stage specs they use."""
+
+    chains: dict[str, tuple[str, ...]]
+    expand: dict[str, bool]
+    specs: dict[str, StageSpec]
+
+    @classmethod
+    def from_config(cls, training: Mapping[str, Any]) -> Variants:
+        """Read ``training.variants``, ``training.stages`` and ``training.defaults`` (errors name the key)."""
+        defaults = training.get("defaults") or {}
+        specs = {name: StageSpec.from_config(name, stage or {}, defaults)
+                 for name, stage in (training.get("stages") or {}).items()}
+        chains, expand = {}, {}
+        for name, variant in (training.get("variants") or {}).items():
+            stages = tuple(variant.get("stages") or ())
+            if not stages:
+                raise ConfigError(f"training.variants.{name}.stages: empty")
+            missing = [s for s in stages if s not in specs]
+            if missing:
+                raise ConfigError(f"training.variants.{name}.stages: no stage named {missing} in training.stages")
+            chains[name] = stages
+            expand[name] = bool(variant.get("expand", True))
+            if not expand[name] and any({"embed_new", "head_new"} & specs[s].trains for s in stages):
+                raise ConfigError(f"training.variants.{name}: without expansion there are no new rows to train")
+        return cls(chains, expand, specs)
+
+    def _key(self, variant: str, n: int) -> tuple[Any, ...]:
+        return (self.expand[variant], self.chains[variant][:n])
+
+    def owner(self, variant: str, n: int) -> str:
+        """The variant whose folder holds stage ``n`` (1-based) of ``variant``."""
+        self._check(variant, n)
+        key = self._key(variant, n)
+        return next(v for v in self.chains if len(self.chains[v]) >= n and self._key(v, n) == key)
+
+    def stage_dir(self, variant: str, n: int) -> str:
+        """The folder of stage ``n`` of ``variant`` (its owner's)."""
+        return f"results/models/{self.owner(variant, n)}/stage{n}"
+
+    def spec(self, variant: str, n: int) -> StageSpec:
+        """The spec of stage ``n`` of ``variant``."""
+        self._check(variant, n)
+        return self.specs[self.chains[variant][n - 1]]
+
+    def final_dirs(self) -> dict[str, str]:
+        """Each variant's last stage folder."""
+        return {v: self.stage_dir(v, len(c)) for v, c in self.chains.items()}
+
+    def stage_dirs(self, variant: str) -> list[str]:
+        """Every stage folder of ``variant``, in order."""
+        return [self.stage_dir(variant, n) for n in range(1, len(self.chains[variant]) + 1)]
+
+    def _check(self, variant: str, n: int) -> None:
+        if variant not in self.chains:
+            raise ConfigError(f"no variant {variant!r} in training.variants ({', '.join(self.chains)})")
+        if not 1 <= n <= len(self.chains[variant]):
+            raise ConfigError(f"variant {variant!r} has stages 1..{len(self.chains[variant])}, not {n}")
