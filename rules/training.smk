@@ -41,6 +41,8 @@ rule train_stage:
         "../envs/model.yaml"
     log:
         "logs/training/{variant}/stage{n}.log",
+    benchmark:
+        "logs/training/{variant}/stage{n}.benchmark.tsv"
     threads: config["training"]["resources"]["cpus"]
     resources:
         gpu=config["training"]["resources"]["gpus"],

@@ -66,3 +66,17 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def jsonl_texts(path: str | Path, field: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-empty JSON line of ``path``; an error names the file, line and field."""
+    from vocab_expansion.errors import InputError
+
+    with open_text(path) as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            if field not in obj:
+                raise InputError(f"{path}: line {n}: no field {field!r}")
+            yield n, obj[field]

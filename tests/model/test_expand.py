@@ -7,18 +7,9 @@ import copy
 
 import pytest
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-    MistralConfig,
-    MistralForCausalLM,
-    PhiConfig,
-    PhiForCausalLM,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
+from transformers import AutoModelForCausalLM
 
+from tests.families import FAMILIES, tiny_model
 from vocab_expansion.model.expand import ExpandConfig, decompose, expand_embeddings
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.merge import plan_merge, save_merged
@@ -26,27 +17,13 @@ from vocab_expansion.tokenizer.merge import plan_merge, save_merged
 WORDS = ["녕", " 안녕", "하세요", " 안녕하세요", " 날씨가", " 영화", " 영화를", "재밌다", " 재밌다", " 봤는데",
          " 좋네요"]
 ENGLISH = ["The quick brown fox jumps over the lazy dog.", "Fellow-Citizens of the Senate and of the House."]
-DIMS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "intermediate_size": 64, "max_position_embeddings": 128}
-FAMILIES = {  # architecture, its config, the shared tokenizer of that family, tied embeddings
-    "llama": (LlamaForCausalLM, LlamaConfig, "llama2", False),
-    "mistral": (MistralForCausalLM, MistralConfig, "mistral", False),
-    "phi": (PhiForCausalLM, PhiConfig, "phi2", False),
-    "qwen2": (Qwen2ForCausalLM, Qwen2Config, "qwen2", True),
-}
-
-
-def _tiny(family: str, vocab: int) -> torch.nn.Module:
-    cls, cfg_cls, _, tied = FAMILIES[family]
-    torch.manual_seed(0)
-    return cls(cfg_cls(vocab_size=vocab, tie_word_embeddings=tied, **DIMS)).eval()
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("output_init", ["first", "mean"])
 def test_expansion(shared, family, output_init, tmp_path):
     base = BaseTokenizer.load(str(shared / "tokenizers" / FAMILIES[family][2]))
-    model = _tiny(family, base.size)
+    model = tiny_model(family, base.size)
     ref = copy.deepcopy(model)
     plan = plan_merge(base, WORDS)
     tokens = [e.token for e in plan.entries]

@@ -45,3 +45,24 @@ def test_output_init_reruns_only_expansion(demo_run):
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "init.yaml")))
     # the expansion and what trains on it: the expanded data and every stage but the CPT-only baseline's
     assert jobs == {"all": 1, "expand_model": 1, "pack_data": 1, "train_stage": 11, "plot_training": 3}, jobs
+
+
+def test_base_model_from_a_local_folder(demo_run, tmp_path):
+    """base_model may be any Hugging Face folder: no demo base is built, and it loads through from_pretrained."""
+    import shutil
+
+    from vocab_expansion.model.expand import ExpandConfig, expand_checkpoint
+
+    workdir, config = demo_run
+    local = tmp_path / "my-base"
+    shutil.copytree(workdir / "results/models/base", local)
+    changed = copy.deepcopy(config)
+    changed["base_model"] = str(local)
+    jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "local.yaml")))
+    assert "demo_base" not in jobs and jobs.get("expand_model") == 1 and jobs.get("tokenizer_merge") == 1, jobs
+    info = expand_checkpoint(str(local), str(workdir / "results/tokenizer/merged"), str(tmp_path / "expanded"),
+                             ExpandConfig())
+    demo = json.loads((workdir / "results/models/expanded/expansion.json").read_text())
+    assert info == {k: v for k, v in demo.items() if k in info}
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "expanded")
+    assert model.get_input_embeddings().weight.shape[0] == info["rows"]

@@ -8,19 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from transformers import (
-    LlamaConfig,
-    LlamaForCausalLM,
-    MistralConfig,
-    MistralForCausalLM,
-    PhiConfig,
-    PhiForCausalLM,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
 
 from tests.conftest import nsmc_texts
+from tests.families import FAMILIES, tiny_model
 from vocab_expansion.fileio import write_json
 from vocab_expansion.model.expand import ExpandConfig, decompose, expand_embeddings
 from vocab_expansion.tokenizer.base import BaseTokenizer
@@ -31,23 +21,13 @@ WORDS = [" 영화", " 영화를", " 재밌다", " 정말", " 너무", " 진짜",
          " 감동", " 보고", " 좋은", " 평점", " 이런", " 없다", " 재미", " 생각", " 그냥"]
 ENGLISH = ["The quick brown fox jumps over the lazy dog.", "Fellow-Citizens of the Senate and of the House.",
            "It is a truth universally acknowledged, that a single man in possession of a good fortune."]
-DIMS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "intermediate_size": 64, "max_position_embeddings": 128}
-FAMILIES = {  # architecture, its config, the shared tokenizer of that family, tied embeddings
-    "llama": (LlamaForCausalLM, LlamaConfig, "llama2", False),
-    "mistral": (MistralForCausalLM, MistralConfig, "mistral", False),
-    "phi": (PhiForCausalLM, PhiConfig, "phi2", False),
-    "qwen2": (Qwen2ForCausalLM, Qwen2Config, "qwen2", True),
-}
 SEQ_LEN = 32
 
 
 @functools.cache
 def _build(family: str, shared: Path, root: Path) -> tuple[Path, Path]:
-    cls, cfg_cls, tok_name, tied = FAMILIES[family]
-    base = BaseTokenizer.load(str(shared / "tokenizers" / tok_name))
-    torch.manual_seed(0)
-    model = cls(cfg_cls(vocab_size=base.size, tie_word_embeddings=tied, **DIMS)).eval()
+    base = BaseTokenizer.load(str(shared / "tokenizers" / FAMILIES[family][2]))
+    model = tiny_model(family, base.size)
     plan = plan_merge(base, WORDS)
     info = expand_embeddings(model, decompose(base, [e.token for e in plan.entries]),
                              ExpandConfig(output_init="first", pad_to_multiple_of=64))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.training.conftest import FAMILIES
+from tests.families import FAMILIES
 from vocab_expansion.training.launch import run_stage
 from vocab_expansion.training.stages import StageSpec
 from vocab_expansion.training.trainer import RunConfig, train_stage

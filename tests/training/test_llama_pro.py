@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from tests.training.conftest import FAMILIES
+from tests.families import FAMILIES
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.llama_pro import expand_blocks
 from vocab_expansion.training.stages import StageSpec

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from tests.training.conftest import FAMILIES
+from tests.families import FAMILIES
 from vocab_expansion.training.qlora import quantized_linear_count
 from vocab_expansion.training.stages import LoraSpec, StageSpec
 from vocab_expansion.training.trainable import finalize_model, prepare_model

@@ -7,14 +7,13 @@ demo text only, so it is English-centric the way the models this workflow expand
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from vocab_expansion.errors import InputError
-from vocab_expansion.fileio import open_text
+from vocab_expansion.fileio import jsonl_texts
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +23,7 @@ BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 
 
 def _texts(path: str | Path, text_field: str) -> Iterator[str]:
-    with open_text(path) as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            obj = json.loads(line)
-            if text_field not in obj:
-                raise InputError(f"{path}: line {n}: no field {text_field!r}")
-            yield obj[text_field]
+    return (text for _, text in jsonl_texts(path, text_field))
 
 
 def train_demo_tokenizer(text_path: str | Path, out_dir: str | Path, vocab_size: int = 8000,

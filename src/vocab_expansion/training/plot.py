@@ -36,9 +36,12 @@ def plot_variant(stage_dirs: Sequence[str], out_png: str, out_tsv: str, title: s
             ax.plot(*zip(*val, strict=True), "o-", ms=3, color=f"C{n % 10}", label=f"{n}: {info['stage']}")
         ax.axvline(offset, color="grey", lw=0.5, ls=":")
         vals = [r["val_loss"] for r in rows if "val_loss" in r]
+        bpb = {int(r["step"]): r.get("val_bpb", float("nan")) for r in rows if "val_loss" in r}
         summary.append({"stage": n, "name": info["stage"], "train": "+".join(info["train"]), "steps": info["steps"],
                         "stopped": info["stopped"], "best_step": info["best_step"], "val_loss_start": vals[0],
-                        "val_loss_best": min(vals[1:] or vals), "trainable_parameters": info["trainable_parameters"],
+                        "val_loss_best": min(vals[1:] or vals), "val_bpb_start": bpb[0],
+                        "val_bpb_best": bpb.get(int(info["best_step"]), float("nan")),
+                        "trainable_parameters": info["trainable_parameters"],
                         "folder": str(stage_dir)})
         offset += int(info["steps"])
     ax.set_xlabel("optimizer step (stages end to end)")

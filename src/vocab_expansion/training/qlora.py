@@ -18,13 +18,19 @@ from vocab_expansion.training.stages import LoraSpec
 log = logging.getLogger(__name__)
 
 
-def load_quantized(model_dir: str | Path) -> nn.Module:
-    """Load a checkpoint with its linear layers in 4-bit NF4 (compute in float32; lm_head stays full)."""
+def load_quantized(model_dir: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """Load a checkpoint with its linear layers in 4-bit NF4 (compute in float32; lm_head stays full).
+
+    4-bit models cannot be moved after loading, so a GPU run loads straight onto its device.
+    """
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32,
                              bnb_4bit_quant_storage=torch.uint8, bnb_4bit_use_double_quant=False)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=bnb, dtype=torch.float32)
+    device = torch.device(device)
+    device_map = {"": device.index or 0} if device.type == "cuda" else None
+    model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=bnb, dtype=torch.float32,
+                                                 device_map=device_map)
     _keep_trainable_layout(model)
     return model
 

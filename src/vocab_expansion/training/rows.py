@@ -29,20 +29,27 @@ class _Rows:
         self.new_bias = nn.Parameter(bias.detach()[n_old:].clone()) if bias is not None else None
 
 
-class SplitEmbedding(nn.Module):
-    """An input embedding whose rows from ``n_old`` on are a separate trainable parameter."""
+class _SplitModule(nn.Module):
+    """A module standing in for ``original`` whose rows from ``n_old`` on are a separate trainable parameter."""
 
-    def __init__(self, original: nn.Embedding, rows: _Rows) -> None:
+    def __init__(self, original: nn.Module, rows: _Rows) -> None:
         super().__init__()
         self._original = [original]  # kept out of the module tree: its weight is not a parameter here
         self._rows = rows
         self.new_rows = rows.new
-        self.padding_idx = original.padding_idx
 
     @property
     def weight(self) -> torch.Tensor:
         """The whole matrix (a copy), for code that reads ``get_input_embeddings().weight``."""
         return torch.cat([self._rows.old, self.new_rows.detach()])
+
+
+class SplitEmbedding(_SplitModule):
+    """An input embedding whose rows from ``n_old`` on are a separate trainable parameter."""
+
+    def __init__(self, original: nn.Embedding, rows: _Rows) -> None:
+        super().__init__(original, rows)
+        self.padding_idx = original.padding_idx
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         n_old = self._rows.n_old
@@ -54,20 +61,12 @@ class SplitEmbedding(nn.Module):
         return torch.where(is_new.unsqueeze(-1), new, old)
 
 
-class SplitHead(nn.Module):
+class SplitHead(_SplitModule):
     """An lm_head whose output rows (and bias entries) from ``n_old`` on are a separate trainable parameter."""
 
     def __init__(self, original: nn.Linear, rows: _Rows) -> None:
-        super().__init__()
-        self._original = [original]
-        self._rows = rows
-        self.new_rows = rows.new
+        super().__init__(original, rows)
         self.new_bias = rows.new_bias
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The whole matrix (a copy)."""
-        return torch.cat([self._rows.old, self.new_rows.detach()])
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         rows = self._rows

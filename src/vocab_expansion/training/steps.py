@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vocab_expansion.errors import InputError
-from vocab_expansion.fileio import atomic_path, open_text, write_json
+from vocab_expansion.fileio import atomic_path, jsonl_texts, write_json
 from vocab_expansion.logs import progress
 from vocab_expansion.training.lineage import read_lineage
 from vocab_expansion.training.pack import PackConfig, build
@@ -28,14 +27,7 @@ def _shard_docs(paths: Sequence[str]) -> Iterator[tuple[str, str]]:
 
 
 def _jsonl_docs(path: str, text_field: str) -> Iterator[tuple[str, str]]:
-    with open_text(path) as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            obj = json.loads(line)
-            if text_field not in obj:
-                raise InputError(f"{path}: line {n}: no field {text_field!r} (config training.data.english)")
-            yield f"{Path(path).name}:{n}", obj[text_field]
+    return ((f"{Path(path).name}:{n}", text) for n, text in jsonl_texts(path, text_field))
 
 
 def _tokenize(tok: Any, docs: Iterator[tuple[str, str]], desc: str, batch: int = 512) -> list[tuple[str, list[int]]]:

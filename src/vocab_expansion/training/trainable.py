@@ -100,10 +100,9 @@ def prepare_model(model_dir: str | Path, spec: StageSpec, device: torch.device |
 
     model_dir = str(model_dir)
     if spec.method == "qlora":
-        model = add_lora(load_quantized(model_dir), spec.lora)
+        model = add_lora(load_quantized(model_dir, device), spec.lora)
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    model.to(device)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     hf = _hf_model(model)
     lineage = read_lineage(model_dir, hf.get_input_embeddings().weight.shape[0])
     lineage = {**lineage, "new_blocks": list(lineage.get("new_blocks", [])), "stages": list(lineage.get("stages", []))}

@@ -11,8 +11,9 @@
   the log. A rerun with the same inputs and stage resumes from it and ends with the same weights as an
   uninterrupted run. A checkpoint of other inputs or settings (its fingerprint differs) is ignored.
 * The output folder is a plain Hugging Face checkpoint (best state, row splits and adapters merged) with
-  the tokenizer, ``lineage.json``, ``training_log.csv`` (per-step loss, lr, tokens/s, validation loss)
-  and ``stage.json`` (the spec, the best step, timings).
+  the tokenizer, ``lineage.json``, ``training_log.csv`` (per-step loss, lr, tokens, validation loss and
+  bits per byte) and ``stage.json`` (the spec, the best step); the same bytes on a rerun. Step times and
+  tokens/s go to the log.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from vocab_expansion.training.trainable import StageModel, finalize_model, prepa
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ("step", "loss", "lr", "tokens", "seconds", "tokens_per_s", "val_loss", "val_bpb")
+LOG_FIELDS = ("step", "loss", "lr", "tokens", "val_loss", "val_bpb")  # deterministic; timings go to the log
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
 
@@ -237,8 +238,8 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         tokens = spec.batch_size * seq_tokens
         state["tokens"] += tokens
         state["step"] = step = step + 1
-        row: dict[str, Any] = {"step": step, "loss": step_loss, "lr": lr, "tokens": state["tokens"],
-                               "seconds": round(seconds, 4), "tokens_per_s": round(tokens / seconds, 1)}
+        row: dict[str, Any] = {"step": step, "loss": step_loss, "lr": lr, "tokens": state["tokens"]}
+        tokens_per_s = tokens / seconds
         stop = False
         if step % spec.eval_every == 0 or step == spec.max_steps:
             row.update(evaluate(model, data, micro, spec.eval_batches, acc))
@@ -251,10 +252,10 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
                 if spec.patience and state["bad_evals"] >= spec.patience:
                     stop, state["stopped"] = True, "plateau"
             log.info("%s: step %d loss %.4f val_loss %.4f val_bpb %.4f lr %.2e %.0f tokens/s", run.label or spec.name,
-                     step, step_loss, row["val_loss"], row["val_bpb"], lr, row["tokens_per_s"])
+                     step, step_loss, row["val_loss"], row["val_bpb"], lr, tokens_per_s)
         else:
             log.info("%s: step %d loss %.4f lr %.2e %.0f tokens/s", run.label or spec.name, step, step_loss, lr,
-                     row["tokens_per_s"])
+                     tokens_per_s)
         state["log"].append(row)
         if step % spec.save_every == 0 or stop:
             ckpt.save_last({"trainable": _trainable_state(sm), "optimizer": opt.state_dict(),
@@ -264,7 +265,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
             on_step(step)
         if stop:
             break
-    elapsed = time.perf_counter() - t_start
+    log.info("%s: %d steps in %.1f s this run", run.label or spec.name, state["step"], time.perf_counter() - t_start)
 
     if best is None and state["best_step"] is not None:
         best = ckpt.load_best()
@@ -274,7 +275,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
                "steps": state["step"], "stopped": state["stopped"], "best_step": state["best_step"] or state["step"],
                "best_val_loss": state["best_val"] if best is not None else None,
                "first_val_loss": state["log"][0].get("val_loss"), "tokens": state["tokens"],
-               "train_seconds_this_run": round(elapsed, 2), "processes": world, "spec": spec.as_dict(),
+               "processes": world, "spec": spec.as_dict(),
                "trainable_parameters": sum(p.numel() for _, p in named)}
     final = finalize_model(sm)
     if acc.is_main_process:
