@@ -137,3 +137,33 @@ def test_best_checkpoint_and_plateau(tiny, tmp_path):
         val = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(fh) if r["val_loss"] and r["step"] != "0"}
     assert summary["best_step"] == min(val, key=val.get)
     assert summary["best_val_loss"] == pytest.approx(min(val.values()))
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_to_the_same_weights(tiny, tmp_path):
+    """A real kill (SIGKILL of the stage process once a checkpoint is on disk), then a rerun of the same command."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model_dir, data_dir = tiny("llama")
+    spec = _spec("stage6", ("all",), max_steps=12, eval_every=2, save_every=2, schedule="cosine")
+    train_stage(model_dir, data_dir, tmp_path / "whole", spec, RunConfig())
+    (tmp_path / "spec.json").write_text(json.dumps(spec.as_dict()))
+    (tmp_path / "run.json").write_text(json.dumps({"checkpoint_dir": str(tmp_path / "ckpt")}))
+    cmd = [sys.executable, "-m", "vocab_expansion.training", "stage", str(model_dir), str(data_dir),
+           str(tmp_path / "killed"), "--spec", str(tmp_path / "spec.json"), "--settings", str(tmp_path / "run.json")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "ckpt" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the stage finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "stage.json").exists()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
