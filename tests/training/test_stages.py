@@ -127,16 +127,22 @@ def test_checkpoint_resume_gives_the_same_weights(tiny, family, tmp_path):
     assert logs[0] == logs[1]
 
 
-def test_best_checkpoint_and_plateau(tiny, tmp_path):
+@pytest.mark.parametrize("min_delta", [0.0, 0.5])
+def test_best_checkpoint_and_plateau(tiny, min_delta, tmp_path):
+    """The stage keeps its lowest validation loss (even a drop smaller than min_delta) and stops on a plateau."""
     model_dir, data_dir = tiny("llama")
-    spec = _spec("plateau", ("head_all",), lr=1.0, max_steps=40, eval_every=1, save_every=1, patience=2,
-                 min_delta=0.0, weight_decay=0.0)
+    spec = _spec("plateau", ("head_all",), lr=1.0 if min_delta == 0 else 0.05, max_steps=40, eval_every=1,
+                 save_every=1, patience=2, min_delta=min_delta, weight_decay=0.0)
     summary = train_stage(model_dir, data_dir, tmp_path / "out", spec, RunConfig())
     assert summary["stopped"] == "plateau" and summary["steps"] < 40
     with open(tmp_path / "out" / "training_log.csv", newline="") as fh:
         val = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(fh) if r["val_loss"] and r["step"] != "0"}
     assert summary["best_step"] == min(val, key=val.get)
-    assert summary["best_val_loss"] == pytest.approx(min(val.values()))
+    assert summary["best_val_loss"] == min(val.values())
+    # the saved checkpoint is that state: a next stage starts from exactly this validation loss
+    nxt = train_stage(tmp_path / "out", data_dir, tmp_path / "next", _spec("next", ("head_new",), max_steps=1),
+                      RunConfig())
+    assert nxt["first_val_loss"] == summary["best_val_loss"]
 
 
 @pytest.mark.slow

@@ -35,12 +35,11 @@ def plot_variant(stage_dirs: Sequence[str], out_png: str, out_tsv: str, title: s
         if val:
             ax.plot(*zip(*val, strict=True), "o-", ms=3, color=f"C{n % 10}", label=f"{n}: {info['stage']}")
         ax.axvline(offset, color="grey", lw=0.5, ls=":")
-        vals = [r["val_loss"] for r in rows if "val_loss" in r]
-        bpb = {int(r["step"]): r.get("val_bpb", float("nan")) for r in rows if "val_loss" in r}
+        val = {int(r["step"]): (r["val_loss"], r.get("val_bpb", float("nan"))) for r in rows if "val_loss" in r}
+        kept = val[int(info["best_step"])]
         summary.append({"stage": n, "name": info["stage"], "train": "+".join(info["train"]), "steps": info["steps"],
-                        "stopped": info["stopped"], "best_step": info["best_step"], "val_loss_start": vals[0],
-                        "val_loss_best": min(vals[1:] or vals), "val_bpb_start": bpb[0],
-                        "val_bpb_best": bpb.get(int(info["best_step"]), float("nan")),
+                        "stopped": info["stopped"], "best_step": info["best_step"], "val_loss_start": val[0][0],
+                        "val_loss_best": kept[0], "val_bpb_start": val[0][1], "val_bpb_best": kept[1],
                         "trainable_parameters": info["trainable_parameters"],
                         "folder": str(stage_dir)})
         offset += int(info["steps"])

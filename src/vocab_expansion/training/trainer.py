@@ -4,9 +4,9 @@
   gloo on CPUs, NCCL on GPUs; FSDP or DeepSpeed from an accelerate config file). Each process takes a
   contiguous share of every global batch; gradients are averaged, so W processes with batch B/W each
   compute what one process computes with batch B.
-* Every ``eval_every`` steps (and at the last step) the validation loss is measured; the best state by
-  validation loss (steps > 0) is kept in ``best.pt``, and training stops early after ``patience`` evaluations
-  without an improvement of ``min_delta``.
+* Every ``eval_every`` steps (and at the last step) the validation loss is measured; the state with the
+  lowest validation loss (steps > 0) is kept in ``best.pt`` and is what the stage saves; training stops
+  early after ``patience`` evaluations in a row that did not lower the loss by more than ``min_delta``.
 * Every ``save_every`` steps ``last.pt`` holds the trainable tensors, the optimizer state, the RNG state and
   the log. A rerun with the same inputs and stage resumes from it and ends with the same weights as an
   uninterrupted run. A checkpoint of other inputs or settings (its fingerprint differs) is ignored.
@@ -195,6 +195,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     accum = local_b // micro
 
     state: dict[str, Any] = {"step": 0, "log": [], "best_step": None, "best_val": math.inf, "bad_evals": 0,
+                             "plateau_ref": math.inf,
                              "tokens": 0, "stopped": "max_steps"}
     best: dict[str, Any] | None = None  # the best trainable state (kept in memory and in best.pt)
     resumed = ckpt.load_last()
@@ -243,10 +244,12 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         stop = False
         if step % spec.eval_every == 0 or step == spec.max_steps:
             row.update(evaluate(model, data, micro, spec.eval_batches, acc))
-            if row["val_loss"] < state["best_val"] - spec.min_delta:
-                state["best_val"], state["best_step"], state["bad_evals"] = row["val_loss"], step, 0
+            if row["val_loss"] < state["best_val"]:  # the kept state: the lowest validation loss
+                state["best_val"], state["best_step"] = row["val_loss"], step
                 best = {"step": step, "trainable": _trainable_state(sm)}
                 ckpt.save_best(best)
+            if row["val_loss"] < state["plateau_ref"] - spec.min_delta:  # the plateau rule: drops > min_delta
+                state["plateau_ref"], state["bad_evals"] = row["val_loss"], 0
             else:
                 state["bad_evals"] += 1
                 if spec.patience and state["bad_evals"] >= spec.patience:

@@ -1,0 +1,1 @@
+"""Evaluation: intrinsic metrics (bits per byte, tokenizer efficiency, generation speed) and benchmarks."""
