@@ -183,7 +183,7 @@ def stage_model_param(wildcards):
 def stage_model_input(wildcards):
     """The starting checkpoint as an input file (nothing for a hub id)."""
     path = stage_model_param(wildcards)
-    return path if path.startswith("results/") or Path(path).exists() else []
+    return base_model_input() if path == base_model_path() else path
 
 
 def stage_data(wildcards):

@@ -7,4 +7,4 @@ with log_to(snakemake.log[0]):
     data = dict(snakemake.params.data)
     english, field = data.pop("english"), data.pop("english_field")
     run_pack(list(snakemake.input.shards), snakemake.params.model, snakemake.output[0],
-             PackConfig(**data, seed=snakemake.params.seed), english if data["english_replay"] > 0 else None, field)
+             PackConfig(**data, seed=snakemake.params.seed), english, field)

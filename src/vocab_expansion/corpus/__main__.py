@@ -12,7 +12,7 @@ import sys
 
 from vocab_expansion import config as configlib
 from vocab_expansion.corpus import configs, dedup, heuristics, ingest, normalize, perplexity, sample, stats
-from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion.errors import ConfigError, exit_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("filtered", nargs="+")
 
     a = ap.parse_args(argv)
-    try:
-        cfg = configlib.load(a.config)
-        run(a, cfg)
-    except (InputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(a, configlib.load(a.config)))
 
 
 def run(a: argparse.Namespace, cfg: dict) -> None:

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from vocab_expansion import config as configlib
-from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion.errors import exit_status
 from vocab_expansion.tokenizer import configs, steps
 
 
@@ -41,25 +41,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out_dir")
     p.add_argument("plot_dir")
     a = ap.parse_args(argv)
-    try:
-        cfg = configlib.load(a.config)
-        base = a.base or ("results/models/base" if cfg["base_model"] == "demo" else cfg["base_model"])
-        tok = cfg["tokenizer"]
-        if a.step == "intermediate":
-            steps.run_intermediate(base, a.sample, a.out_dir, tok["intermediate_vocab"], cfg["seed"])
-        elif a.step == "select":
-            sel = configs.select(tok["select"], cfg["language"]["script"], tok["merge"]["priority"])
-            steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json)
-        elif a.step == "merge":
-            steps.run_merge(base, a.candidates_tsv, configs.curation(tok["curation"]), tok["merge"]["priority"],
-                            tok["merge"]["pad_to_multiple_of"], a.sample, a.out_dir, a.new_tokens_tsv, a.info_json)
-        elif a.step == "report":
-            steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], cfg["language"]["code"],
-                             a.out_dir, a.plot_dir)
-    except (InputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(a))
+
+
+def run(a: argparse.Namespace) -> None:
+    """Dispatch one parsed command."""
+    cfg = configlib.load(a.config)
+    base = a.base or ("results/models/base" if cfg["base_model"] == "demo" else cfg["base_model"])
+    tok = cfg["tokenizer"]
+    if a.step == "intermediate":
+        steps.run_intermediate(base, a.sample, a.out_dir, tok["intermediate_vocab"], cfg["seed"])
+    elif a.step == "select":
+        sel = configs.select(tok["select"], cfg["language"]["script"], tok["merge"]["priority"])
+        steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json)
+    elif a.step == "merge":
+        steps.run_merge(base, a.candidates_tsv, configs.curation(tok["curation"]), tok["merge"]["priority"],
+                        tok["merge"]["pad_to_multiple_of"], a.sample, a.out_dir, a.new_tokens_tsv, a.info_json)
+    elif a.step == "report":
+        steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], cfg["language"]["code"],
+                         a.out_dir, a.plot_dir)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,11 @@ import sys
 from pathlib import Path
 
 from vocab_expansion import config as configlib
-from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion.errors import ConfigError, exit_status
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    from vocab_expansion.training.pack import PackConfig
-    from vocab_expansion.training.stages import StageSpec
-    from vocab_expansion.training.steps import run_pack
-    from vocab_expansion.training.trainer import RunConfig, train_stage
-    from vocab_expansion.training.variants import Variants
-
     ap = argparse.ArgumentParser(prog="python -m vocab_expansion.training", description=__doc__)
     ap.add_argument("--config", default="config.yaml")
     sub = ap.add_subparsers(dest="step", required=True)
@@ -39,28 +33,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", help="a run settings JSON (seed, checkpoint_dir, ...)")
     p.add_argument("--checkpoint-dir", default=None)
     a = ap.parse_args(argv)
-    try:
-        if a.step == "pack":
-            cfg = configlib.load(a.config)
-            data = dict(cfg["training"]["data"])
-            english, field = data.pop("english", None), data.pop("english_field", "text")
-            run_pack(a.shards, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), english, field)
-        elif a.spec:
-            spec = StageSpec.from_dict(json.loads(Path(a.spec).read_text()))
-            run = (RunConfig(**json.loads(Path(a.settings).read_text())) if a.settings
-                   else RunConfig(checkpoint_dir=a.checkpoint_dir))
-            train_stage(a.model_dir, a.data_dir, a.out_dir, spec, run)
-        else:
-            cfg = configlib.load(a.config)
-            variants = Variants.from_config(cfg["training"])
-            if a.stage not in variants.specs:
-                raise ConfigError(f"no stage {a.stage!r} in training.stages")
-            train_stage(a.model_dir, a.data_dir, a.out_dir, variants.specs[a.stage],
-                        RunConfig(seed=cfg["seed"], checkpoint_dir=a.checkpoint_dir))
-    except (InputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(a))
+
+
+def run(a: argparse.Namespace) -> None:
+    """Dispatch one parsed command."""
+    from vocab_expansion.training.pack import PackConfig
+    from vocab_expansion.training.stages import StageSpec
+    from vocab_expansion.training.steps import run_pack
+    from vocab_expansion.training.trainer import RunConfig, train_stage
+    from vocab_expansion.training.variants import Variants
+
+    if a.step == "pack":
+        cfg = configlib.load(a.config)
+        data = dict(cfg["training"]["data"])
+        english, field = data.pop("english", None), data.pop("english_field", "text")
+        run_pack(a.shards, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), english, field)
+    elif a.spec:
+        spec = StageSpec.from_dict(json.loads(Path(a.spec).read_text()))
+        settings = (RunConfig(**json.loads(Path(a.settings).read_text())) if a.settings
+                    else RunConfig(checkpoint_dir=a.checkpoint_dir))
+        train_stage(a.model_dir, a.data_dir, a.out_dir, spec, settings)
+    else:
+        cfg = configlib.load(a.config)
+        variants = Variants.from_config(cfg["training"])
+        if a.stage not in variants.specs:
+            raise ConfigError(f"no stage {a.stage!r} in training.stages")
+        train_stage(a.model_dir, a.data_dir, a.out_dir, variants.specs[a.stage],
+                    RunConfig(seed=cfg["seed"], checkpoint_dir=a.checkpoint_dir))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,6 @@ def run_stage(model_dir: str, data_dir: str, out_dir: str, spec: StageSpec, run:
     cmd = [*launch_command(processes, accelerate_config), "-m", "vocab_expansion.training", "stage",
            model_dir, data_dir, out_dir, "--spec", str(job_dir / "spec.json"), "--settings", str(job_dir / "run.json")]
     log.info("launching: %s", " ".join(cmd))
-    with open(log_path, "a") if log_path else open(Path(job_dir) / "launch.log", "a") as fh:
+    with open(log_path or job_dir / "launch.log", "a") as fh:
         subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT)
     return json.loads((Path(out_dir) / "stage.json").read_text())

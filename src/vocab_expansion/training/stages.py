@@ -91,7 +91,7 @@ class StageSpec:
 
     @property
     def trains(self) -> frozenset[str]:
-        """The groups, with ``all`` standing for every full-precision group."""
+        """The groups the stage trains, as a set."""
         return frozenset(self.train)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Workflow steps of the training stage: pack the data, train a stage, plot a variant's losses."""
+"""Workflow step of the training stage that prepares its data: tokenize and pack the filtered shards."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def _tokenize(tok: Any, docs: Iterator[tuple[str, str]], desc: str, batch: int =
 
 def run_pack(shards: Sequence[str], model_dir: str, out_dir: str, cfg: PackConfig, english: str | None = None,
              english_field: str = "text") -> dict[str, Any]:
-    """Tokenize the filtered shards (and English replay text) with ``model_dir``'s tokenizer and pack them.
+    """Tokenize the filtered shards (and, when ``english_replay`` > 0, the English text) with ``model_dir``'s
+    tokenizer and pack them.
 
     Writes ``train.npy``, ``val.npy``, ``val_bytes.npy`` and ``info.json`` into ``out_dir``.
     """
@@ -61,7 +62,8 @@ def run_pack(shards: Sequence[str], model_dir: str, out_dir: str, cfg: PackConfi
         raise InputError(f"{model_dir}: the tokenizer has no end-of-text token to join documents with")
     first_new = int(read_lineage(model_dir, len(tok))["old_vocab"])
     target = _tokenize(tok, _shard_docs(shards), "tokenize target")
-    replay = _tokenize(tok, _jsonl_docs(english, english_field), "tokenize english") if english else []
+    replay = (_tokenize(tok, _jsonl_docs(english, english_field), "tokenize english")
+              if english and cfg.english_replay > 0 else [])
     train, val, info = build(target, replay, first_new, tok.eos_token_id, cfg)
     val_bytes = np.asarray([len(tok.decode(row[1:].tolist()).encode("utf-8")) for row in val], dtype=np.int64)
     out = Path(out_dir)

@@ -105,7 +105,6 @@ def prepare_model(model_dir: str | Path, spec: StageSpec, device: torch.device |
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     hf = _hf_model(model)
     lineage = read_lineage(model_dir, hf.get_input_embeddings().weight.shape[0])
-    lineage = {**lineage, "new_blocks": list(lineage.get("new_blocks", [])), "stages": list(lineage.get("stages", []))}
     if spec.method == "llama_pro":
         if lineage["new_blocks"]:
             raise ConfigError(f"training.stages.{spec.name}: the model already has inserted blocks "
@@ -114,10 +113,10 @@ def prepare_model(model_dir: str | Path, spec: StageSpec, device: torch.device |
     if spec.gradient_checkpointing:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     hf.config.use_cache = False
+    n_all = sum(p.numel() for p in model.parameters())  # before a row split hides the old rows
     split = set_trainable(model, spec, lineage)
     sm = StageModel(model, spec, model_dir, lineage, split)
     n_train = sum(p.numel() for _, p in sm.trainable())
-    n_all = sum(p.numel() for p in model.parameters())
     if n_train == 0:
         raise ConfigError(f"training.stages.{spec.name}: nothing to train in {model_dir}")
     log.info("stage %s (%s): %d of %d parameters trainable (%.3f%%)", spec.name, spec.method, n_train, n_all,

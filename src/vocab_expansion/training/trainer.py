@@ -93,14 +93,16 @@ class _Checkpoints:
         self.fingerprint = fingerprint
         self.main = main
 
-    def _save(self, name: str, obj: dict[str, Any]) -> None:
+    def save(self, name: str, obj: dict[str, Any]) -> None:
+        """Write ``name`` (``last.pt`` or ``best.pt``) atomically, on the main process only."""
         if self.dir is None or not self.main:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.dir / name) as tmp:
             torch.save({**obj, "fingerprint": self.fingerprint}, tmp)
 
-    def _load(self, name: str) -> dict[str, Any] | None:
+    def load(self, name: str) -> dict[str, Any] | None:
+        """``name`` if it exists and was written for this run's inputs and settings."""
         if self.dir is None or not (self.dir / name).exists():
             return None
         obj = torch.load(self.dir / name, map_location="cpu", weights_only=False)
@@ -108,22 +110,6 @@ class _Checkpoints:
             log.warning("%s: written for other inputs or settings; starting the stage afresh", self.dir / name)
             return None
         return obj
-
-    def save_last(self, obj: dict[str, Any]) -> None:
-        """Write the resume state."""
-        self._save("last.pt", obj)
-
-    def save_best(self, obj: dict[str, Any]) -> None:
-        """Write the best trainable state so far."""
-        self._save("best.pt", obj)
-
-    def load_last(self) -> dict[str, Any] | None:
-        """The resume state of this run, if any."""
-        return self._load("last.pt")
-
-    def load_best(self) -> dict[str, Any] | None:
-        """The best trainable state of this run, if any."""
-        return self._load("best.pt")
 
     def clear(self) -> None:
         """Remove the checkpoints of this run."""
@@ -195,10 +181,9 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     accum = local_b // micro
 
     state: dict[str, Any] = {"step": 0, "log": [], "best_step": None, "best_val": math.inf, "bad_evals": 0,
-                             "plateau_ref": math.inf,
-                             "tokens": 0, "stopped": "max_steps"}
+                             "plateau_ref": math.inf, "tokens": 0, "stopped": "max_steps"}
     best: dict[str, Any] | None = None  # the best trainable state (kept in memory and in best.pt)
-    resumed = ckpt.load_last()
+    resumed = ckpt.load("last.pt")
     if resumed is not None:
         _load_trainable(sm, resumed["trainable"])
         opt.load_state_dict(resumed["optimizer"])
@@ -247,7 +232,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
             if row["val_loss"] < state["best_val"]:  # the kept state: the lowest validation loss
                 state["best_val"], state["best_step"] = row["val_loss"], step
                 best = {"step": step, "trainable": _trainable_state(sm)}
-                ckpt.save_best(best)
+                ckpt.save("best.pt", best)
             if row["val_loss"] < state["plateau_ref"] - spec.min_delta:  # the plateau rule: drops > min_delta
                 state["plateau_ref"], state["bad_evals"] = row["val_loss"], 0
             else:
@@ -261,7 +246,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
                      tokens_per_s)
         state["log"].append(row)
         if step % spec.save_every == 0 or stop:
-            ckpt.save_last({"trainable": _trainable_state(sm), "optimizer": opt.state_dict(),
+            ckpt.save("last.pt", {"trainable": _trainable_state(sm), "optimizer": opt.state_dict(),
                             "rng": torch.get_rng_state(), "state": state})
         acc.wait_for_everyone()
         if on_step is not None:
@@ -271,7 +256,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     log.info("%s: %d steps in %.1f s this run", run.label or spec.name, state["step"], time.perf_counter() - t_start)
 
     if best is None and state["best_step"] is not None:
-        best = ckpt.load_best()
+        best = ckpt.load("best.pt")
     if best is not None and best["step"] != state["step"]:
         _load_trainable(sm, best["trainable"])
     summary = {"stage": spec.name, "label": run.label, "method": spec.method, "train": list(spec.train),
