@@ -3,10 +3,15 @@
 # On a SLURM cluster:     snakemake --profile slurm    (see README "On a SLURM cluster")
 from snakemake.utils import min_version
 
+from vocab_expansion.eval import checkpoints as ckpts
+
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
 
 
 wildcard_constraints:
@@ -17,6 +22,10 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9_]+",
     n=r"\d+",
     tokenizer=r"expanded|base",
+    checkpoint=ckpts.WILDCARD,
+    sft=r"[A-Za-z0-9_]+",
+    k=r"\d+",
+    table=r"[A-Za-z0-9_]+",
 
 
 include: "rules/common.smk"
@@ -24,6 +33,8 @@ include: "rules/corpus.smk"
 include: "rules/model.smk"
 include: "rules/tokenizer.smk"
 include: "rules/training.smk"
+include: "rules/eval.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -32,4 +43,7 @@ rule all:
         tokenizer_targets(),
         model_targets(),
         training_targets(),
+        sft_targets(),
+        eval_targets(),
+        report_targets(),
     default_target: True

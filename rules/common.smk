@@ -7,6 +7,8 @@ from snakemake.utils import validate
 
 from vocab_expansion.corpus.ingest import Source
 from vocab_expansion.errors import InputError
+from vocab_expansion.eval import checkpoints as ckpts
+from vocab_expansion.training.sft import sft_variants
 from vocab_expansion.training.variants import Variants
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -207,3 +209,171 @@ def training_targets():
     for variant in VARIANTS.chains:
         out += [f"results/plots/training/{variant}.png", f"results/tables/training/{variant}.tsv"]
     return out
+
+
+SFT = sft_variants(config["sft"])
+EVAL_CHECKPOINTS = ckpts.resolve(config["eval"]["checkpoints"], VARIANTS, SFT)
+EVAL_TASKS = {name: t for name, t in config["eval"]["tasks"].items() if t.get("enabled", True)}
+
+
+def _model_input(path):
+    """A model folder as an input file (nothing for a hub id)."""
+    return base_model_input() if path == base_model_path() else path
+
+
+def sft_start(name):
+    """The model folder an SFT variant starts from (its ``from`` resolves to one checkpoint)."""
+    start = ckpts.resolve([SFT[name].start], VARIANTS, {})
+    if len(start) != 1:
+        raise WorkflowError(f"sft.variants.{name}: from {SFT[name].start!r} names {len(start)} checkpoints, not one")
+    return ckpts.model_dir(start[0], SFT, base_model_path())
+
+
+def sft_phases(wildcards):
+    """The phases that SFT run ``k`` of a variant trains on (one, or all of them pooled)."""
+    groups = SFT[wildcards.sft].groups()
+    k = int(wildcards.k)
+    if not 1 <= k <= len(groups):
+        raise WorkflowError(f"SFT variant {wildcards.sft} has runs 1..{len(groups)}, not {k}")
+    return list(groups[k - 1])
+
+
+def sft_sources(wildcards):
+    """The source entries the run's phases read."""
+    phases = config["sft"]["phases"]
+    names = {s for p in sft_phases(wildcards) for s in (phases[p].get("sources") or config["sft"]["sources"])}
+    return {n: config["sft"]["sources"][n] for n in sorted(names) if n in config["sft"]["sources"]}
+
+
+def sft_source_files(wildcards):
+    """The instruction files of the run's sources."""
+    return sorted({s["path"] for s in sft_sources(wildcards).values()})
+
+
+def sft_tokenizer_param(wildcards):
+    """The model whose tokenizer encodes a variant's SFT data (the one it starts from)."""
+    return sft_start(wildcards.sft)
+
+
+def sft_tokenizer_input(wildcards):
+    """That model as an input file."""
+    return _model_input(sft_start(wildcards.sft))
+
+
+def sft_model_param(wildcards):
+    """The model SFT run ``k`` starts from: the previous run's, or the variant's start."""
+    k = int(wildcards.k)
+    return ckpts.sft_phase_dir(wildcards.sft, k - 1) if k > 1 else sft_start(wildcards.sft)
+
+
+def sft_model_input(wildcards):
+    """That model as an input file."""
+    return _model_input(sft_model_param(wildcards))
+
+
+def sft_targets():
+    """Every SFT variant's final model."""
+    return [ckpts.model_dir(f"sft/{name}", SFT, base_model_path()) for name in SFT]
+
+
+def checkpoint_model_param(wildcards):
+    """The model folder (or hub id) of an eval checkpoint."""
+    return ckpts.model_dir(wildcards.checkpoint, SFT, base_model_path())
+
+
+def checkpoint_model_input(wildcards):
+    """That model as an input file."""
+    return _model_input(checkpoint_model_param(wildcards))
+
+
+def eval_task_data():
+    """Local data of the enabled tasks."""
+    return sorted({t["data"] for t in EVAL_TASKS.values() if t.get("data")})
+
+
+def eval_files(cid):
+    """The result files of one checkpoint."""
+    base = f"results/eval/{cid}"
+    return [f"{base}/tasks.json", *(f"{base}/{t}.json" for t in EVAL_TASKS), f"{base}/intrinsic.json",
+            f"{base}/generation.json"]
+
+
+def eval_targets():
+    """Result files of every checkpoint the config lists."""
+    return [f for cid in EVAL_CHECKPOINTS for f in eval_files(cid)]
+
+
+def generation_prompts():
+    """The generation prompt file, when one is set."""
+    return config["eval"]["generation"]["prompts"] or []
+
+
+TEMPLATES = config["report"]["templates"] or str(Path(workflow.basedir) / "report" / "tables")
+
+
+def table_template(wildcards):
+    """A table's template file (in report.templates, else the workflow's own report/tables)."""
+    return f"{TEMPLATES}/{wildcards.table}.yaml"
+
+
+def _template(wildcards):
+    import yaml
+
+    path = table_template(wildcards)
+    if not Path(path).exists():
+        raise WorkflowError(f"{path}: no such table template (config report.tables names {wildcards.table!r})")
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+
+
+def table_caption(wildcards):
+    """The caption a table's template gives (shown under it in the report)."""
+    return _template(wildcards).get("caption", "")
+
+
+def table_rows(wildcards):
+    """(label, checkpoint id) rows of a table: its template's rows that were evaluated (``all``: every one)."""
+    rows = _template(wildcards).get("rows", "all")
+    if rows == "all":
+        return [[cid, cid] for cid in EVAL_CHECKPOINTS]
+    out = []
+    for row in rows:
+        for cid in ckpts.resolve([row["checkpoint"]], VARIANTS, SFT):
+            if cid in EVAL_CHECKPOINTS:
+                out.append([row.get("label", cid), cid])
+    return out
+
+
+def table_columns(wildcards):
+    """A table's columns and render settings: task columns of disabled tasks left out (``all_tasks``: each task)."""
+    t = _template(wildcards)
+    cols = t.get("columns", "all_tasks")
+    if cols == "all_tasks":
+        cols = [{"label": name, "task": name} for name in EVAL_TASKS]
+    cols = [c for c in cols if "task" not in c or c["task"] in EVAL_TASKS]
+    return {"columns": cols, "title": t.get("title", wildcards.table), "scale": t.get("scale", 1),
+            "digits": t.get("digits", 2)}
+
+
+def table_inputs(wildcards):
+    """The result files a table reads."""
+    return [f for _, cid in table_rows(wildcards) for f in eval_files(cid)]
+
+
+def eval_chains():
+    """Each variant's evaluated checkpoints in stage order (base or expanded first), for the trade-off plot."""
+    chains = {}
+    for v, stages in VARIANTS.chains.items():
+        start = ["expanded"] if VARIANTS.expand[v] else ["base"]
+        ids = start + [f"{VARIANTS.owner(v, n)}/stage{n}" for n in range(1, len(stages) + 1)]
+        chains[v] = [c for c in ids if c in EVAL_CHECKPOINTS]
+    for name, variant in SFT.items():
+        start = ckpts.resolve([variant.start], VARIANTS, {})
+        chains[f"sft/{name}"] = [c for c in start + [f"sft/{name}"] if c in EVAL_CHECKPOINTS]
+    return chains
+
+
+def report_targets():
+    """Tables, plots and the tokenization view."""
+    out = [f"results/tables/{t}.{ext}" for t in config["report"]["tables"] for ext in ("md", "csv", "tex")]
+    return out + ["results/plots/eval/bpb_tradeoff.png", "results/plots/eval/stage_losses.png",
+                  "results/plots/eval/benchmarks.png", "results/report/tokenization.html"]

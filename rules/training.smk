@@ -72,3 +72,55 @@ rule plot_training:
         "logs/training/plot_training/{variant}.log",
     script:
         "../scripts/training_plot.py"
+
+
+rule sft_data:
+    input:
+        model=sft_tokenizer_input,
+        sources=sft_source_files,
+    output:
+        directory("results/training/sft/{sft}/phase{k}"),
+    params:
+        model=sft_tokenizer_param,
+        phases=sft_phases,
+        sources=sft_sources,
+        phase_cfg=lambda wc: {p: config["sft"]["phases"][p] for p in sft_phases(wc)},
+        data=config["sft"]["data"],
+        chat_template=config["sft"]["chat_template"],
+        seed=config["seed"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/sft_data/{sft}/phase{k}.log",
+    script:
+        "../scripts/training_sft_data.py"
+
+
+rule sft_phase:
+    input:
+        model=sft_model_input,
+        data="results/training/sft/{sft}/phase{k}",
+    output:
+        directory("results/models/sft/{sft}/phase{k}"),
+    params:
+        model=sft_model_param,
+        name=lambda wc: "sft_" + "+".join(sft_phases(wc)),
+        train=config["sft"]["train"],
+        seed=config["seed"],
+        label="sft/{sft}/phase{k}",
+        checkpoint_dir="results/checkpoints/sft/{sft}/phase{k}",
+        keep_checkpoints=config["training"]["checkpoints"]["keep"],
+        launch=config["training"]["launch"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/sft/{sft}/phase{k}.log",
+    benchmark:
+        "logs/training/sft/{sft}/phase{k}.benchmark.tsv"
+    threads: config["training"]["resources"]["cpus"]
+    resources:
+        gpu=config["training"]["resources"]["gpus"],
+        mem_mb=config["training"]["resources"]["mem_mb"],
+        runtime=config["training"]["resources"]["runtime"],
+    script:
+        "../scripts/training_sft_phase.py"

@@ -43,6 +43,30 @@ def nsmc_texts(shared_dir: Path, limit: int | None = None) -> list[str]:
     return out
 
 
+def _lean_sft_and_eval(config: dict, shared: Path, workdir: Path) -> None:
+    """SFT on a few shared instructions, evals of the table rows on a few items, editable table templates."""
+    sft = config["sft"]
+    files = {"ko_chatbot": "ko_chatbot_songys.jsonl", "ko_chatbot_long": "ko_chatbot_songys.jsonl",
+             "en_dolly": "en_dolly_subset.jsonl", "en_selfinstruct": "en_selfinstruct_user_oriented.jsonl"}
+    for name, source in sft["sources"].items():
+        source["path"] = str(shared / "sft" / files[name])
+    sft["phases"]["broad"]["examples"] = 48
+    sft["phases"]["refine"]["examples"] = 16
+    sft["data"]["seq_len"] = 96
+    sft["train"].update(batch_size=8, micro_batch_size=8, eval_every=4, save_every=4, warmup_steps=1)
+    ev = config["eval"]
+    ev["checkpoints"] = ["base", "cpt_only", "eeve", "eeve_qlora", "eeve_llamapro", "sft/all"]
+    ev.update(limit=8, max_lines=40, batch_size=32)
+    for task in ev["tasks"].values():
+        if task.get("data"):
+            task["data"] = str(ROOT / task["data"])
+    ev["texts"] = {"ko": str(shared / "parallel" / "koen_news_dev.ko"),
+                   "en": str(shared / "parallel" / "koen_news_dev.en")}
+    ev["generation"].update(prompts=str(ROOT / ev["generation"]["prompts"]), max_new_tokens=8)
+    shutil.copytree(ROOT / "report" / "tables", workdir / "tables")
+    config["report"]["templates"] = "tables"
+
+
 @pytest.fixture(scope="session")
 def demo_run(shared, tmp_path_factory):
     """The whole workflow, finished, on all 70,781 shared reviews (4 shards); its folder and config.
@@ -72,6 +96,7 @@ def demo_run(shared, tmp_path_factory):
     training["defaults"].update(batch_size=8, micro_batch_size=8, eval_every=2, save_every=2, warmup_steps=1)
     for stage in training["stages"].values():
         stage["max_steps"] = 4
+    _lean_sft_and_eval(config, shared, workdir)
     write_config(workdir, config)
     snakemake(workdir, "-q")
     return workdir, config

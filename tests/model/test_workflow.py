@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.workflow import dry_run_jobs, write_config
+from tests.workflow import AFTER_EEVE, dry_run_jobs, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,8 @@ def test_output_init_reruns_only_expansion(demo_run):
     changed["model"]["init"]["output"] = "mean"
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "init.yaml")))
     # the expansion and what trains on it: the expanded data and every stage but the CPT-only baseline's
-    assert jobs == {"all": 1, "expand_model": 1, "pack_data": 1, "train_stage": 11, "plot_training": 3}, jobs
+    assert jobs == {"all": 1, "expand_model": 1, "pack_data": 1, "train_stage": 11, "plot_training": 3,
+                    **AFTER_EEVE}, jobs
 
 
 def test_base_model_from_a_local_folder(demo_run, tmp_path):

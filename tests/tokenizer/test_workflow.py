@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.workflow import dry_run_jobs, write_config
+from tests.workflow import AFTER_EEVE, dry_run_jobs, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -49,4 +49,4 @@ def test_editing_curation_reruns_only_merge_and_after(demo_run):
         os.utime(deny, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     # the merge and everything built on the merged tokenizer; the CPT-only baseline (base tokenizer) stays
     assert jobs == {"all": 1, "tokenizer_merge": 1, "tokenizer_report": 1, "expand_model": 1, "pack_data": 1,
-                    "train_stage": 11, "plot_training": 3}, jobs
+                    "train_stage": 11, "plot_training": 3, "tokenization_view": 1, **AFTER_EEVE}, jobs

@@ -10,7 +10,7 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM
 
-from tests.workflow import dry_run_jobs, dry_run_outputs, write_config
+from tests.workflow import AFTER_EEVE, dry_run_jobs, dry_run_outputs, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +52,11 @@ def test_stage_lr_reruns_that_stage_and_later_ones(demo_run):
     stages = {o for o in outputs if o.startswith("results/models/")}
     want = {f"results/models/eeve/stage{n}" for n in range(3, 8)}
     want |= {f"results/models/{v}/stage{n}" for v in ("eeve_qlora", "eeve_llamapro") for n in (6, 7)}
+    want |= {"results/models/sft/curriculum/phase1", "results/models/sft/curriculum/phase2",
+             "results/models/sft/all_at_once/phase1"}  # SFT starts from eeve's last stage
     assert stages == want
     jobs = dry_run_jobs(workdir, "--configfile", str(workdir / "lr.yaml"))
-    assert jobs == {"all": 1, "train_stage": 9, "plot_training": 3}, jobs
+    assert jobs == {"all": 1, "train_stage": 9, "plot_training": 3, **AFTER_EEVE}, jobs
 
 
 def test_qlora_stage_knob_reruns_only_its_variant(demo_run):

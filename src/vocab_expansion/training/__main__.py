@@ -1,6 +1,6 @@
 """Command line for the training stage: ``python -m vocab_expansion.training STEP ...``.
 
-``pack`` and ``stage`` take their knobs from the workflow config (``--config``), like the rules;
+``pack``, ``stage``, ``sft-data`` and ``sft`` take their knobs from the workflow config (``--config``), like the rules;
 ``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process launch runs in each process.
 """
 
@@ -32,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec", help="a stage spec JSON (instead of --stage)")
     p.add_argument("--settings", help="a run settings JSON (seed, checkpoint_dir, ...)")
     p.add_argument("--checkpoint-dir", default=None)
+    p = sub.add_parser("sft-data", help="the instruction data of SFT phases (one, or several pooled)")
+    p.add_argument("model_dir", help="the model whose tokenizer to use")
+    p.add_argument("out_dir")
+    p.add_argument("phases", nargs="+", help="phase names of the config's sft.phases")
+    p = sub.add_parser("sft", help="one SFT run on an sft-data folder")
+    p.add_argument("model_dir")
+    p.add_argument("data_dir")
+    p.add_argument("out_dir")
     a = ap.parse_args(argv)
     return exit_status(lambda: run(a))
 
@@ -44,7 +52,9 @@ def run(a: argparse.Namespace) -> None:
     from vocab_expansion.training.trainer import RunConfig, train_stage
     from vocab_expansion.training.variants import Variants
 
-    if a.step == "pack":
+    if a.step in ("sft-data", "sft"):
+        _sft(a)
+    elif a.step == "pack":
         cfg = configlib.load(a.config)
         data = dict(cfg["training"]["data"])
         english, field = data.pop("english", None), data.pop("english_field", "text")
@@ -61,6 +71,22 @@ def run(a: argparse.Namespace) -> None:
             raise ConfigError(f"no stage {a.stage!r} in training.stages")
         train_stage(a.model_dir, a.data_dir, a.out_dir, variants.specs[a.stage],
                     RunConfig(seed=cfg["seed"], checkpoint_dir=a.checkpoint_dir))
+
+
+def _sft(a: argparse.Namespace) -> None:
+    from vocab_expansion.training.sft import run_sft_data, run_sft_phase
+    from vocab_expansion.training.trainer import RunConfig
+
+    cfg = configlib.load(a.config)
+    sft = cfg["sft"]
+    if a.step == "sft-data":
+        unknown = [p for p in a.phases if p not in sft["phases"]]
+        if unknown:
+            raise ConfigError(f"sft.phases has no phase {unknown}")
+        run_sft_data(a.model_dir, a.out_dir, a.phases, sft["sources"], sft["phases"], sft["data"]["seq_len"],
+                     sft["data"]["val_fraction"], cfg["seed"], sft["chat_template"])
+    else:
+        run_sft_phase(a.model_dir, a.data_dir, a.out_dir, "sft", sft["train"], RunConfig(seed=cfg["seed"]))
 
 
 if __name__ == "__main__":

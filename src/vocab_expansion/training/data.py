@@ -1,21 +1,57 @@
-"""Packed training data on disk and the order a stage reads it in.
+"""Training data on disk and the order a stage reads it in.
 
-A data folder holds ``train.npy`` and ``val.npy`` (uint32, one fixed-length sequence a row),
-``val_bytes.npy`` (the UTF-8 bytes each validation row's predicted tokens decode to, for bits per byte)
-and ``info.json``. The rows of optimizer step ``s`` are a pure function of the seed and ``s`` (a seeded
-permutation per epoch), so a resumed stage reads exactly what an uninterrupted one would, and each of
-``W`` data-parallel processes takes a contiguous ``1/W`` of every global batch.
+Two kinds of data folder feed the one trainer, each through :meth:`batch` (model inputs of some rows):
+
+* packed (continued pretraining): ``train.npy`` and ``val.npy`` (uint32, one fixed-length sequence a row;
+  every token is predicted), ``val_bytes.npy`` (the UTF-8 bytes each validation row's predicted tokens
+  decode to, for bits per byte) and ``info.json``;
+* instructions (SFT, :mod:`vocab_expansion.training.sft_data`): padded rows with their lengths and a
+  label mask, so only response tokens are predicted.
+
+The rows of optimizer step ``s`` are a pure function of the seed and ``s`` (a seeded permutation per
+epoch), so a resumed stage reads exactly what an uninterrupted one would, and each of ``W``
+data-parallel processes takes a contiguous ``1/W`` of every global batch.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from vocab_expansion.errors import ConfigError, InputError
+
+IGNORE = -100  # the label of a position the loss skips (transformers' convention)
+
+
+class TrainData(Protocol):
+    """What the trainer reads: row counts, model inputs of rows, validation bytes."""
+
+    n_train: int
+    n_val: int
+
+    def batch(self, split: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``input_ids`` and ``labels`` (``IGNORE`` where not predicted), maybe ``attention_mask``."""
+        ...
+
+    def val_bytes(self, n: int) -> float:
+        """UTF-8 bytes of the predicted text of the first ``n`` validation rows (0: unknown)."""
+        ...
+
+
+def load_data(data_dir: str | Path) -> TrainData:
+    """Open a data folder of either kind (its ``info.json`` names the kind; packed when it does not)."""
+    info = Path(data_dir) / "info.json"
+    kind = json.loads(info.read_text(encoding="utf-8")).get("kind", "packed") if info.exists() else "packed"
+    if kind == "instructions":
+        from vocab_expansion.training.sft_data import InstructionData
+
+        return InstructionData.load(data_dir)
+    return PackedData.load(data_dir)
 
 
 @dataclass(frozen=True)
@@ -24,7 +60,7 @@ class PackedData:
 
     train: np.ndarray
     val: np.ndarray
-    val_bytes: np.ndarray | None
+    val_bytes_per_row: np.ndarray | None
 
     @classmethod
     def load(cls, data_dir: str | Path) -> PackedData:
@@ -44,6 +80,25 @@ class PackedData:
     def seq_len(self) -> int:
         """Tokens per sequence."""
         return int(self.train.shape[1])
+
+    @property
+    def n_train(self) -> int:
+        """Training sequences."""
+        return len(self.train)
+
+    @property
+    def n_val(self) -> int:
+        """Validation sequences."""
+        return len(self.val)
+
+    def batch(self, split: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Sequences ``rows`` of ``split`` (train | val); every token is a label."""
+        ids = np.asarray((self.train if split == "train" else self.val)[rows], dtype=np.int64)
+        return {"input_ids": ids, "labels": ids}
+
+    def val_bytes(self, n: int) -> float:
+        """UTF-8 bytes predicted in the first ``n`` validation rows."""
+        return float(self.val_bytes_per_row[:n].sum()) if self.val_bytes_per_row is not None and n else 0.0
 
 
 @functools.lru_cache(maxsize=8)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from vocab_expansion.fileio import atomic_path, write_json
-from vocab_expansion.training.data import PackedData, local_rows, step_rows
+from vocab_expansion.training.data import IGNORE, TrainData, load_data, local_rows, step_rows
 from vocab_expansion.training.lineage import LINEAGE
 from vocab_expansion.training.stages import StageSpec
 from vocab_expansion.training.trainable import StageModel, finalize_model, prepare_model
@@ -127,10 +127,14 @@ def _load_trainable(sm: StageModel, state: dict[str, torch.Tensor]) -> None:
         p.copy_(state[n].to(p.device))
 
 
+def _tensors(batch: dict[str, np.ndarray], device: Any) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v, dtype=torch.long, device=device) for k, v in batch.items()}
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: PackedData, batch: int, max_batches: int, accelerator: Any) -> dict:
-    """Mean validation loss (nats per token) and bits per byte, over every process's share of the rows."""
-    n = len(data.val)
+def evaluate(model: torch.nn.Module, data: TrainData, batch: int, max_batches: int, accelerator: Any) -> dict:
+    """Mean validation loss (nats per predicted token) and bits per byte, over every process's share of the rows."""
+    n = data.n_val
     if max_batches:
         n = min(n, max_batches * batch)
     rows = np.arange(n)[accelerator.process_index::accelerator.num_processes]
@@ -138,13 +142,14 @@ def evaluate(model: torch.nn.Module, data: PackedData, batch: int, max_batches: 
     was_training = model.training
     model.eval()
     for i in range(0, len(rows), batch):
-        ids = torch.as_tensor(np.asarray(data.val[rows[i:i + batch]], dtype=np.int64), device=accelerator.device)
-        out = model(input_ids=ids, labels=ids)
-        count = ids.shape[0] * (ids.shape[1] - 1)
-        nats += torch.tensor([out.loss.item() * count, count], dtype=torch.float64, device=accelerator.device)
+        inputs = _tensors(data.batch("val", rows[i:i + batch]), accelerator.device)
+        out = model(**inputs)
+        count = int((inputs["labels"][:, 1:] != IGNORE).sum())
+        nats += torch.tensor([out.loss.item() * count if count else 0.0, count], dtype=torch.float64,
+                             device=accelerator.device)
     model.train(was_training)
     nats = accelerator.reduce(nats, reduction="sum")
-    total_bytes = float(data.val_bytes[:n].sum()) if data.val_bytes is not None and n else 0.0
+    total_bytes = data.val_bytes(n)
     loss = float(nats[0] / nats[1]) if nats[1] else float("nan")
     bpb = float(nats[0] / math.log(2) / total_bytes) if total_bytes else float("nan")
     return {"val_loss": loss, "val_bpb": bpb}
@@ -152,7 +157,7 @@ def evaluate(model: torch.nn.Module, data: PackedData, batch: int, max_batches: 
 
 def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, spec: StageSpec,
                 run: RunConfig | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train one stage from ``model_dir`` on the packed data in ``data_dir``; save the result in ``out_dir``.
+    """Train one stage from ``model_dir`` on the data in ``data_dir`` (packed or instructions); save it in ``out_dir``.
 
     ``on_step(step)`` is called after each optimizer step, once its checkpoint is written (tests use it to
     stop a run the way a kill would). Returns the stage summary that ``stage.json`` holds.
@@ -163,7 +168,7 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if run.precision == "bf16" else "no")
     seed = stage_seed(run.seed, spec.name)
     torch.manual_seed(seed)
-    data = PackedData.load(data_dir)
+    data = load_data(data_dir)
     sm = prepare_model(model_dir, spec, acc.device)
     named = sm.trainable()
     groups = [{"params": [p for _, p in named if p.ndim >= 2], "weight_decay": spec.weight_decay},
@@ -197,7 +202,6 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
                  first["val_bpb"])
 
     model.train()
-    seq_tokens = data.seq_len
     t_start = time.perf_counter()
     while state["step"] < spec.max_steps:
         step = state["step"]
@@ -205,23 +209,25 @@ def train_stage(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path
         lr = lr_at(spec, step)
         for g in opt.param_groups:
             g["lr"] = lr
-        rows = local_rows(step_rows(step, spec.batch_size, len(data.train), seed), rank, world)
+        rows = local_rows(step_rows(step, spec.batch_size, data.n_train, seed), rank, world)
         loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
+        tokens = torch.zeros((), dtype=torch.float64, device=acc.device)
         for k in range(accum):
-            ids = torch.as_tensor(np.asarray(data.train[np.sort(rows[k * micro:(k + 1) * micro])], dtype=np.int64),
-                                  device=acc.device)
+            inputs = _tensors(data.batch("train", np.sort(rows[k * micro:(k + 1) * micro])), acc.device)
             sync = acc.no_sync(model) if k < accum - 1 and world > 1 else contextlib.nullcontext()
             with sync:
-                loss = model(input_ids=ids, labels=ids).loss
+                loss = model(**inputs).loss
                 acc.backward(loss / accum)
             loss_sum += loss.detach().double()
+            mask = inputs.get("attention_mask")
+            tokens += float(mask.sum()) if mask is not None else inputs["input_ids"].numel()
         if spec.grad_clip > 0:
             acc.clip_grad_norm_([p for _, p in named], spec.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step_loss = float(acc.reduce(loss_sum / accum, reduction="mean"))
+        tokens = int(acc.reduce(tokens, reduction="sum"))
         seconds = time.perf_counter() - t0
-        tokens = spec.batch_size * seq_tokens
         state["tokens"] += tokens
         state["step"] = step = step + 1
         row: dict[str, Any] = {"step": step, "loss": step_loss, "lr": lr, "tokens": state["tokens"]}

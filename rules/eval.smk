@@ -1,0 +1,59 @@
+# Evaluation of every checkpoint eval.checkpoints names: lm-eval benchmarks (one file per task) and
+# intrinsic metrics (bits per byte, tokens per word, generation speed). One folder per checkpoint.
+
+
+rule eval_tasks:
+    input:
+        model=checkpoint_model_input,
+        data=eval_task_data(),
+    output:
+        summary="results/eval/{checkpoint}/tasks.json",
+        tasks=[f"results/eval/{{checkpoint}}/{t}.json" for t in EVAL_TASKS],
+    params:
+        model=checkpoint_model_param,
+        tasks=EVAL_TASKS,
+        num_fewshot=config["eval"]["num_fewshot"],
+        limit=config["eval"]["limit"],
+        batch_size=config["eval"]["batch_size"],
+        seed=config["seed"],
+    conda:
+        "../envs/eval.yaml"
+    log:
+        "logs/eval/eval_tasks/{checkpoint}.log",
+    threads: config["eval"]["resources"]["cpus"]
+    resources:
+        gpu=config["eval"]["resources"]["gpus"],
+        mem_mb=config["eval"]["resources"]["mem_mb"],
+        runtime=config["eval"]["resources"]["runtime"],
+    script:
+        "../scripts/eval_tasks.py"
+
+
+rule eval_intrinsic:
+    input:
+        model=checkpoint_model_input,
+        texts=list(config["eval"]["texts"].values()),
+        prompts=generation_prompts(),
+    output:
+        metrics="results/eval/{checkpoint}/intrinsic.json",
+        speed="results/eval/{checkpoint}/generation.json",
+        samples="results/eval/{checkpoint}/generation_samples.json",
+    params:
+        model=checkpoint_model_param,
+        texts=config["eval"]["texts"],
+        max_lines=config["eval"]["max_lines"],
+        max_length=config["eval"]["max_length"],
+        generation=config["eval"]["generation"],
+        script=config["language"]["script"],
+        seed=config["seed"],
+    conda:
+        "../envs/eval.yaml"
+    log:
+        "logs/eval/eval_intrinsic/{checkpoint}.log",
+    threads: config["eval"]["resources"]["cpus"]
+    resources:
+        gpu=config["eval"]["resources"]["gpus"],
+        mem_mb=config["eval"]["resources"]["mem_mb"],
+        runtime=config["eval"]["resources"]["runtime"],
+    script:
+        "../scripts/eval_intrinsic.py"

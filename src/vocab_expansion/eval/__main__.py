@@ -1,0 +1,50 @@
+"""Command line for the eval stage: ``python -m vocab_expansion.eval STEP MODEL OUT_DIR``.
+
+``tasks`` scores a model folder (or hub id) on the config's enabled ``eval.tasks`` with lm-eval (one
+JSON file per task in ``OUT_DIR``); ``intrinsic`` writes bits per byte, tokenizer efficiency and
+generation speed. Knobs come from the workflow config (``--config``), as in the rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vocab_expansion import config as configlib
+from vocab_expansion.errors import exit_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(prog="python -m vocab_expansion.eval", description=__doc__)
+    ap.add_argument("--config", default="config.yaml")
+    ap.add_argument("step", choices=["tasks", "intrinsic"])
+    ap.add_argument("model", help="a model folder or Hugging Face id")
+    ap.add_argument("out_dir")
+    a = ap.parse_args(argv)
+    return exit_status(lambda: run(a))
+
+
+def run(a: argparse.Namespace) -> None:
+    """Dispatch one parsed command."""
+    cfg = configlib.load(a.config)
+    ev, out = cfg["eval"], Path(a.out_dir)
+    if a.step == "tasks":
+        from vocab_expansion.eval.harness import TaskSpec, run_tasks
+
+        tasks = [TaskSpec.from_config(n, t) for n, t in ev["tasks"].items() if t.get("enabled", True)]
+        run_tasks(a.model, tasks, {t.name: str(out / f"{t.name}.json") for t in tasks}, checkpoint=a.model,
+                  num_fewshot=ev["num_fewshot"], limit=ev["limit"], batch_size=ev["batch_size"], seed=cfg["seed"])
+    else:
+        from vocab_expansion.eval.intrinsic import run_intrinsic
+
+        g = ev["generation"]
+        run_intrinsic(a.model, ev["texts"], g["prompts"], str(out / "intrinsic.json"), str(out / "generation.json"),
+                      str(out / "generation_samples.json"), checkpoint=a.model, max_lines=ev["max_lines"],
+                      max_length=ev["max_length"], max_new_tokens=g["max_new_tokens"],
+                      script=cfg["language"]["script"], repeats=g["repeats"], seed=cfg["seed"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Tables from results files: scaled scores, averages of the cells present, empty cells for missing values,
+the three formats; the tokenization view's pieces join back to the text."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer
+
+from vocab_expansion.errors import InputError
+from vocab_expansion.report.tables import build_table, write_table
+from vocab_expansion.report.tokenization import render, segments
+
+COLUMNS = [{"group": "Ko", "label": "A", "task": "a"}, {"group": "Ko", "label": "B", "task": "b"},
+           {"group": "", "label": "Avg", "average": True},
+           {"group": "Eff", "label": "bpb", "value": "intrinsic:languages.ko.bits_per_byte", "digits": 3}]
+
+
+def _results(tmp_path):
+    for cid, a, b, bpb in (("base", 0.5, 0.25, 3.0), ("eeve/stage7", 0.75, None, 1.5)):
+        d = tmp_path / cid
+        d.mkdir(parents=True)
+        (d / "a.json").write_text(json.dumps({"score": a}))
+        if b is not None:
+            (d / "b.json").write_text(json.dumps({"score": b}))
+        (d / "intrinsic.json").write_text(json.dumps({"languages": {"ko": {"bits_per_byte": bpb}}}))
+    return tmp_path
+
+
+def test_cells_averages_and_formats(tmp_path):
+    results = _results(tmp_path / "eval")
+    df = build_table([("Base", "base"), ("EEVE", "eeve/stage7")], COLUMNS, results, scale=100)
+    assert df.loc["Base"].tolist() == [50.0, 25.0, 37.5, 3.0]
+    assert df.loc["EEVE", ("Ko", "A")] == 75.0 and pd.isna(df.loc["EEVE", ("Ko", "B")])
+    assert df.loc["EEVE", ("", "Avg")] == 75.0  # the mean of the task cells present
+    out = {ext: str(tmp_path / f"t.{ext}") for ext in ("md", "csv", "tex")}
+    write_table(df, COLUMNS, "Title", "Caption.", 1, out["md"], out["csv"], out["tex"], label="t")
+    md = (tmp_path / "t.md").read_text()
+    assert "**Title**" in md and "| Base    |   50.0 |" in md and "3.000" in md and md.rstrip().endswith("Caption.")
+    csv = pd.read_csv(out["csv"], index_col=0)
+    assert list(csv.columns) == ["Ko A", "Ko B", "Avg", "Eff bpb"] and pd.isna(csv.loc["EEVE", "Ko B"])
+    tex = (tmp_path / "t.tex").read_text()
+    assert "\\label{tab:t}" in tex and "\\multicolumn{2}{c}{Ko}" in tex
+    with pytest.raises(InputError, match="no rows"):
+        write_table(df.iloc[:0], COLUMNS, "Title", "", 1, out["md"], out["csv"], out["tex"], label="empty")
+
+
+def test_tokenization_view(shared, tmp_path):
+    base = AutoTokenizer.from_pretrained(shared / "tokenizers" / "gpt2")
+    text = "안녕하세요, 오늘은 날씨가 좋네요. The weather is nice."
+    assert "".join(s for s, _ in segments(base, text)) == text
+    totals = render(base, base, 10**9, {"ko": [text]}, str(tmp_path / "v.html"))
+    page = (tmp_path / "v.html").read_text(encoding="utf-8")
+    assert totals["base"] == totals["merged"] == len(base(text, add_special_tokens=False)["input_ids"])
+    assert 'class="tok new" title' not in page and "<h2>ko</h2>" in page
+    render(base, base, 0, {"ko": [text]}, str(tmp_path / "w.html"))  # every id counts as new
+    assert (tmp_path / "w.html").read_text(encoding="utf-8").count('class="tok new" title') == totals["merged"]
