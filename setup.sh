@@ -2,7 +2,8 @@
 # One-step set-up on a fresh Debian 12 machine with Python 3.11:
 #   1. Debian packages (KenLM's build dependencies) when they are missing,
 #   2. a virtual environment .venv with the pinned Python dependencies and this package,
-#   3. KenLM's lmplz / build_binary / query, built from the kenlm sdist on PyPI into .venv/bin.
+#   3. KenLM's lmplz / build_binary / query, built from the kenlm sdist on PyPI into .venv/bin,
+#   4. the SLURM profile linked where `snakemake --profile slurm` finds it (~/.config/snakemake/slurm).
 # Safe to rerun: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,4 +46,5 @@ if [ ! -x "$VENV/bin/lmplz" ] || [ ! -x "$VENV/bin/build_binary" ]; then
   cp "$tmp/build/bin/lmplz" "$tmp/build/bin/build_binary" "$tmp/build/bin/query" "$VENV/bin/"
   rm -rf "$tmp"
 fi
+bash profiles/slurm/install.sh || echo "[setup] could not link the SLURM profile; use --profile profiles/slurm" >&2
 echo "[setup] ready: $VENV (snakemake, lmplz, build_binary)"

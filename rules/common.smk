@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from vocab_expansion import cluster
 from vocab_expansion.corpus.ingest import Source
 from vocab_expansion.errors import InputError
 from vocab_expansion.eval import checkpoints as ckpts
@@ -12,6 +13,9 @@ from vocab_expansion.training.sft import sft_variants
 from vocab_expansion.training.variants import Variants
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+# Jobs in conda environments (--software-deployment-method conda) import this project's package from src/.
+cluster.export_package_path(Path(workflow.basedir) / "src")
 
 
 def _source_files():
@@ -203,9 +207,31 @@ def variant_stage_dirs(wildcards):
     return VARIANTS.stage_dirs(wildcards.variant)
 
 
+def stage_resources(wildcards):
+    """What a training stage asks a cluster for: training.resources with the stage's own overrides."""
+    return VARIANTS.stage_resources(wildcards.variant, _stage_n(wildcards))
+
+
+def rule_resources(group):
+    """A rule's resources from a config resource group, or a function of wildcards giving one (per stage).
+
+    Every value is a function of the job's wildcards and attempt: a retried job asks for more time.
+    """
+    group_of = group if callable(group) else (lambda wildcards: group)
+    keys = cluster.job_resources(config["training"]["resources"] if callable(group) else group)
+
+    def one(key):
+        return lambda wildcards, attempt: cluster.job_resources(group_of(wildcards), attempt)[key]
+
+    return {key: one(key) for key in keys}
+
+
 def training_targets():
-    """Final outputs of the training stage: each variant's last stage and its loss plot and table."""
-    out = list(VARIANTS.final_dirs().values())
+    """Outputs of the training stage: every stage of every variant, and each variant's loss plot and table.
+
+    Every stage folder is a target (not only the last), so a deleted stage is rebuilt with all that follows.
+    """
+    out = list(dict.fromkeys(d for v in VARIANTS.chains for d in VARIANTS.stage_dirs(v)))
     for variant in VARIANTS.chains:
         out += [f"results/plots/training/{variant}.png", f"results/tables/training/{variant}.tsv"]
     return out

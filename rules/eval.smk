@@ -22,9 +22,7 @@ rule eval_tasks:
         "logs/eval/eval_tasks/{checkpoint}.log",
     threads: config["eval"]["resources"]["cpus"]
     resources:
-        gpu=config["eval"]["resources"]["gpus"],
-        mem_mb=config["eval"]["resources"]["mem_mb"],
-        runtime=config["eval"]["resources"]["runtime"],
+        **rule_resources(config["eval"]["resources"]),
     script:
         "../scripts/eval_tasks.py"
 
@@ -52,8 +50,6 @@ rule eval_intrinsic:
         "logs/eval/eval_intrinsic/{checkpoint}.log",
     threads: config["eval"]["resources"]["cpus"]
     resources:
-        gpu=config["eval"]["resources"]["gpus"],
-        mem_mb=config["eval"]["resources"]["mem_mb"],
-        runtime=config["eval"]["resources"]["runtime"],
+        **rule_resources(config["eval"]["resources"]),
     script:
         "../scripts/eval_intrinsic.py"

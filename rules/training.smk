@@ -43,11 +43,9 @@ rule train_stage:
         "logs/training/{variant}/stage{n}.log",
     benchmark:
         "logs/training/{variant}/stage{n}.benchmark.tsv"
-    threads: config["training"]["resources"]["cpus"]
+    threads: lambda wildcards: stage_resources(wildcards)["cpus"]
     resources:
-        gpu=config["training"]["resources"]["gpus"],
-        mem_mb=config["training"]["resources"]["mem_mb"],
-        runtime=config["training"]["resources"]["runtime"],
+        **rule_resources(stage_resources),
     script:
         "../scripts/training_stage.py"
 
@@ -119,8 +117,6 @@ rule sft_phase:
         "logs/training/sft/{sft}/phase{k}.benchmark.tsv"
     threads: config["training"]["resources"]["cpus"]
     resources:
-        gpu=config["training"]["resources"]["gpus"],
-        mem_mb=config["training"]["resources"]["mem_mb"],
-        runtime=config["training"]["resources"]["runtime"],
+        **rule_resources(config["training"]["resources"]),
     script:
         "../scripts/training_sft_phase.py"

@@ -36,9 +36,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import regex
 import xxhash
-from datasketch import MinHash
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard, write_table
 from vocab_expansion.errors import ConfigError
@@ -111,6 +108,8 @@ def _band_column(band: int) -> str:
 
 def signature_matrix(texts: Sequence[str], cfg: DedupConfig) -> np.ndarray:
     """MinHash signatures (documents × num_perm, uint32) computed with datasketch."""
+    from datasketch import MinHash  # imported here: the Snakefile reads DedupConfig, and datasketch takes ~1 s
+
     sets = ([s.encode("utf-8") for s in shingles(t, cfg)] for t in texts)
     gen = MinHash.generator(sets, num_perm=cfg.num_perm, seed=cfg.seed + 1, hashfunc=xxhash.xxh32_intdigest)
     sig = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
@@ -186,6 +185,9 @@ def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: s
 def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out_path: str, summary_path: str,
              cfg: DedupConfig) -> dict[str, Any]:
     """Verify candidate pairs on their signatures, cluster them, and list the documents to drop."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     paths = sorted(signature_paths, key=lambda p: Path(p).name)
     names = [Path(p).name.removesuffix(".parquet") for p in paths]
     cand = [pq.read_table(p) for p in candidate_paths]

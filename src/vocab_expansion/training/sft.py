@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xxhash
@@ -33,7 +33,9 @@ from vocab_expansion.training.sft_data import (
     select_phase,
 )
 from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainer import RunConfig
+
+if TYPE_CHECKING:  # the trainer imports torch: not needed to read the config (the Snakefile does)
+    from vocab_expansion.training.trainer import RunConfig
 
 log = logging.getLogger(__name__)
 

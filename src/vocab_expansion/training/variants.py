@@ -9,9 +9,10 @@ starts the same way up to ``N``: ``eeve_qlora`` reuses ``eeve``'s stages 1–5 a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from vocab_expansion import cluster
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.stages import StageSpec
 
@@ -23,13 +24,16 @@ class Variants:
     chains: dict[str, tuple[str, ...]]
     expand: dict[str, bool]
     specs: dict[str, StageSpec]
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any]) -> Variants:
         """Read ``training.variants``, ``training.stages`` and ``training.defaults`` (errors name the key)."""
         defaults = training.get("defaults") or {}
-        specs = {name: StageSpec.from_config(name, stage or {}, defaults)
-                 for name, stage in (training.get("stages") or {}).items()}
+        entries = {name: dict(stage or {}) for name, stage in (training.get("stages") or {}).items()}
+        resources = {name: cluster.merge(training.get("resources") or {}, stage.pop("resources", None),
+                                         f"training.stages.{name}.resources") for name, stage in entries.items()}
+        specs = {name: StageSpec.from_config(name, stage, defaults) for name, stage in entries.items()}
         chains, expand = {}, {}
         for name, variant in (training.get("variants") or {}).items():
             stages = tuple(variant.get("stages") or ())
@@ -42,7 +46,7 @@ class Variants:
             expand[name] = bool(variant.get("expand", True))
             if not expand[name] and any({"embed_new", "head_new"} & specs[s].trains for s in stages):
                 raise ConfigError(f"training.variants.{name}: without expansion there are no new rows to train")
-        return cls(chains, expand, specs)
+        return cls(chains, expand, specs, resources)
 
     def _key(self, variant: str, n: int) -> tuple[Any, ...]:
         return (self.expand[variant], self.chains[variant][:n])
@@ -61,6 +65,11 @@ class Variants:
         """The spec of stage ``n`` of ``variant``."""
         self._check(variant, n)
         return self.specs[self.chains[variant][n - 1]]
+
+    def stage_resources(self, variant: str, n: int) -> dict[str, Any]:
+        """What stage ``n`` of ``variant`` asks a cluster for: ``training.resources`` with the stage's overrides."""
+        self._check(variant, n)
+        return self.resources[self.chains[variant][n - 1]]
 
     def final_dirs(self) -> dict[str, str]:
         """Each variant's last stage folder."""
