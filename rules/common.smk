@@ -212,18 +212,19 @@ def stage_resources(wildcards):
     return VARIANTS.stage_resources(wildcards.variant, _stage_n(wildcards))
 
 
-def rule_resources(group):
-    """A rule's resources from a config resource group, or a function of wildcards giving one (per stage).
+def rule_resources(group, per_job=None):
+    """A rule's resources from a config resource group; ``per_job(wildcards)`` gives a job's own (a stage's).
 
-    Every value is a function of the job's wildcards and attempt: a retried job asks for more time.
+    The group fixes which resources the rule has; every value is a function of the job's wildcards and
+    attempt, so a retried job asks for more time.
     """
-    group_of = group if callable(group) else (lambda wildcards: group)
-    keys = cluster.job_resources(config["training"]["resources"] if callable(group) else group)
 
     def one(key):
-        return lambda wildcards, attempt: cluster.job_resources(group_of(wildcards), attempt)[key]
+        if per_job is None:
+            return lambda wildcards, attempt: cluster.job_resources(group, attempt)[key]
+        return lambda wildcards, attempt: cluster.job_resources(per_job(wildcards), attempt)[key]
 
-    return {key: one(key) for key in keys}
+    return {key: one(key) for key in cluster.job_resources(group)}
 
 
 def training_targets():

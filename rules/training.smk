@@ -45,7 +45,7 @@ rule train_stage:
         "logs/training/{variant}/stage{n}.benchmark.tsv"
     threads: lambda wildcards: stage_resources(wildcards)["cpus"]
     resources:
-        **rule_resources(stage_resources),
+        **rule_resources(config["training"]["resources"], stage_resources),
     script:
         "../scripts/training_stage.py"
 

@@ -24,8 +24,7 @@ from typing import Any
 
 from vocab_expansion.errors import ConfigError
 
-KEYS = ("gpus", "gpu_model", "cpus", "mem_mb", "runtime", "nodes", "partition")
-STAGE_KEYS = tuple(k for k in KEYS if k != "nodes")
+STAGE_KEYS = ("gpus", "gpu_model", "cpus", "mem_mb", "runtime", "partition")  # every group key but nodes
 
 
 def merge(group: Mapping[str, Any], override: Mapping[str, Any] | None = None, where: str = "resources") -> dict:

@@ -9,7 +9,7 @@ starts the same way up to ``N``: ``eeve_qlora`` reuses ``eeve``'s stages 1–5 a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vocab_expansion import cluster
@@ -24,7 +24,7 @@ class Variants:
     chains: dict[str, tuple[str, ...]]
     expand: dict[str, bool]
     specs: dict[str, StageSpec]
-    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resources: dict[str, dict[str, Any]]
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any]) -> Variants:
@@ -70,10 +70,6 @@ class Variants:
         """What stage ``n`` of ``variant`` asks a cluster for: ``training.resources`` with the stage's overrides."""
         self._check(variant, n)
         return self.resources[self.chains[variant][n - 1]]
-
-    def final_dirs(self) -> dict[str, str]:
-        """Each variant's last stage folder."""
-        return {v: self.stage_dir(v, len(c)) for v, c in self.chains.items()}
 
     def stage_dirs(self, variant: str) -> list[str]:
         """Every stage folder of ``variant``, in order."""
