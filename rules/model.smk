@@ -13,8 +13,9 @@ rule demo_base:
         "../envs/model.yaml"
     log:
         "logs/model/demo_base.log",
+    threads: config["model"]["resources"]["cpus"]
     resources:
-        mem_mb=4000,
+        **rule_resources(config["model"]["resources"]),
     script:
         "../scripts/model_demo_base.py"
 
@@ -34,7 +35,8 @@ rule expand_model:
         "../envs/model.yaml"
     log:
         "logs/model/expand_model.log",
+    threads: config["model"]["resources"]["cpus"]
     resources:
-        mem_mb=8000,
+        **rule_resources(config["model"]["resources"]),
     script:
         "../scripts/model_expand.py"

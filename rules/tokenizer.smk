@@ -16,8 +16,9 @@ rule tokenizer_intermediate:
         "../envs/tokenizer.yaml"
     log:
         "logs/tokenizer/tokenizer_intermediate.log",
+    threads: config["tokenizer"]["resources"]["cpus"]
     resources:
-        mem_mb=4000,
+        **rule_resources(config["tokenizer"]["resources"]),
     script:
         "../scripts/tokenizer_intermediate.py"
 
@@ -39,8 +40,9 @@ rule tokenizer_select:
         "../envs/tokenizer.yaml"
     log:
         "logs/tokenizer/tokenizer_select.log",
+    threads: config["tokenizer"]["resources"]["cpus"]
     resources:
-        mem_mb=4000,
+        **rule_resources(config["tokenizer"]["resources"]),
     script:
         "../scripts/tokenizer_select.py"
 
@@ -63,8 +65,9 @@ rule tokenizer_merge:
         "../envs/tokenizer.yaml"
     log:
         "logs/tokenizer/tokenizer_merge.log",
+    threads: config["tokenizer"]["resources"]["cpus"]
     resources:
-        mem_mb=4000,
+        **rule_resources(config["tokenizer"]["resources"]),
     script:
         "../scripts/tokenizer_merge.py"
 
@@ -94,5 +97,8 @@ rule tokenizer_report:
         "../envs/tokenizer.yaml"
     log:
         "logs/tokenizer/tokenizer_report.log",
+    threads: config["tokenizer"]["resources"]["cpus"]
+    resources:
+        **rule_resources(config["tokenizer"]["resources"]),
     script:
         "../scripts/tokenizer_report.py"

@@ -17,8 +17,9 @@ rule pack_data:
         "../envs/model.yaml"
     log:
         "logs/training/pack_data/{tokenizer}.log",
+    threads: config["training"]["pack_resources"]["cpus"]
     resources:
-        mem_mb=8000,
+        **rule_resources(config["training"]["pack_resources"]),
     script:
         "../scripts/training_pack.py"
 
@@ -35,7 +36,7 @@ rule train_stage:
         seed=config["seed"],
         label="{variant}/stage{n}",
         checkpoint_dir="results/checkpoints/{variant}/stage{n}",
-        keep_checkpoints=config["training"]["checkpoints"]["keep"],
+        checkpoints=config["training"]["checkpoints"],
         launch=config["training"]["launch"],
     conda:
         "../envs/model.yaml"
@@ -107,7 +108,7 @@ rule sft_phase:
         seed=config["seed"],
         label="sft/{sft}/phase{k}",
         checkpoint_dir="results/checkpoints/sft/{sft}/phase{k}",
-        keep_checkpoints=config["training"]["checkpoints"]["keep"],
+        checkpoints=config["training"]["checkpoints"],
         launch=config["training"]["launch"],
     conda:
         "../envs/model.yaml"
@@ -120,3 +121,22 @@ rule sft_phase:
         **rule_resources(config["training"]["resources"]),
     script:
         "../scripts/training_sft_phase.py"
+
+
+rule memory_plan:
+    # bytes per GPU of every stage under DDP and FSDP, from the base model's config.json alone (no weights);
+    # not a default target: `snakemake memory_plan` (README "Memory plan")
+    input:
+        model=config["training"]["plan"]["model_config"] or base_model_input(),
+    output:
+        md="results/plans/plan.md",
+        json="results/plans/plan.json",
+    params:
+        model_config=lambda wildcards, input: input.model if input.model else config["base_model"],
+        config={key: config[key] for key in ("base_model", "tokenizer", "training", "sft")},
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/memory_plan.log",
+    script:
+        "../scripts/training_plan.py"

@@ -5,8 +5,8 @@ from vocab_expansion.training.trainer import RunConfig
 
 with log_to(snakemake.log[0]):
     p = snakemake.params
-    run = RunConfig(seed=p.seed, checkpoint_dir=p.checkpoint_dir, keep_checkpoints=p.keep_checkpoints,
-                    precision=p.launch["precision"], label=p.label)
+    # the GPU memory check reads the config, not a param: a changed budget must not retrain anything
+    run = RunConfig.from_config(p.checkpoints, p.seed, p.checkpoint_dir, p.label,
+                                snakemake.config["training"]["resources"]["gpu_mem_gb"])
     run_sft_phase(p.model, snakemake.input.data, snakemake.output[0], p.name, p.train, run,
-                  processes=p.launch["processes"], accelerate_config=p.launch["accelerate_config"],
-                  log_path=snakemake.log[0])
+                  processes=p.launch["processes"], log_path=snakemake.log[0])

@@ -1,9 +1,9 @@
-"""Cluster resources from the config: names the SLURM plugin reads, per-stage overrides, retries, launchers."""
+"""Cluster resources from the config: names the SLURM plugin reads, per-stage overrides, retries, launchers,
+the model, tokenizer and packing rules' own groups."""
 
 from __future__ import annotations
 
 import copy
-import shlex
 import sys
 
 import pytest
@@ -58,20 +58,50 @@ def test_stage_cannot_set_nodes_or_unknown_keys():
 
 def test_multi_node_launchers():
     nodes = ["gpu01", "gpu02", "gpu03"]
-    cmd = launch_command(4, None, nodes, job_id="77")
+    cmd = launch_command(4, nodes, job_id="77")
     assert cmd[:5] == ["srun", "--nodes=3", "--ntasks=3", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     assert cmd[5:8] == [sys.executable, "-m", "torch.distributed.run"]
     assert {"--nnodes=3", "--nproc_per_node=4", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu01:29500",
             "--rdzv_id=77"} <= set(cmd)
-    acc = launch_command(4, "accelerate/fsdp_gpus.yaml", nodes)
-    script = acc[acc.index("-c") + 1]
-    assert "--num_machines=3" in script and "--main_process_ip=gpu01" in script
-    assert script.endswith('--machine_rank="$SLURM_NODEID" "$@"') and acc[-1] == "launch"
-    assert shlex.split(script)[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     # one node (or none): the single-machine launchers
-    assert launch_command(2, None, ["gpu01"])[-2:] == ["--standalone", "--nproc_per_node=2"]
+    assert launch_command(2, ["gpu01"])[-2:] == ["--standalone", "--nproc_per_node=2"]
 
 
 def test_slurm_nodes_outside_and_inside_a_one_node_job():
     assert slurm_nodes({}) == []
     assert slurm_nodes({"SLURM_JOB_NODELIST": "gpu01", "SLURM_JOB_NUM_NODES": "1"}) == ["gpu01"]
+
+
+def _dry_run_resources(workdir, *targets: str) -> dict[str, dict[str, str]]:
+    """Rule -> the resources (and threads) its first job asks for in a dry run."""
+    from tests.workflow import snakemake
+
+    proc = snakemake(workdir, "-n", *targets)
+    out, rule, res = proc.stdout + proc.stderr, None, {}
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ", "checkpoint ")) and line.endswith(":"):
+            rule, threads = line.split()[1].rstrip(":"), "1"
+        elif line.startswith("threads:"):
+            threads = line.split(":", 1)[1].strip()
+        elif line.startswith("resources:") and rule and rule not in res:
+            res[rule] = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+            res[rule]["threads"] = threads
+    return res
+
+
+def test_model_tokenizer_and_pack_rules_ask_for_their_config_groups(tmp_path):
+    config = copy.deepcopy(CONFIG)
+    config["model"]["resources"].update(mem_mb=32000, runtime=90, cpus=2, partition="big")
+    config["tokenizer"]["resources"].update(mem_mb=5000, runtime=30, cpus=2)  # threads: cpus (up to --cores 2)
+    config["training"]["pack_resources"].update(mem_mb=12000, runtime=45)
+    (tmp_path / "demo").symlink_to(ROOT / "demo")  # the config's relative paths
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    res = _dry_run_resources(tmp_path, "results/training/data/expanded", "results/tokenizer/report/summary.json")
+    for rule in ("demo_base", "expand_model"):
+        assert {k: res[rule][k] for k in ("mem_mb", "runtime", "slurm_partition", "gpu", "threads")} == {
+            "mem_mb": "32000", "runtime": "90", "slurm_partition": "big", "gpu": "0", "threads": "2"}, rule
+    for rule in ("tokenizer_intermediate", "tokenizer_select", "tokenizer_merge", "tokenizer_report"):
+        got = [res[rule][k] for k in ("mem_mb", "runtime", "slurm_partition", "threads")]
+        assert got == ["5000", "30", "", "2"], rule
+    assert [res["pack_data"][k] for k in ("mem_mb", "runtime", "threads")] == ["12000", "45", "1"]

@@ -59,6 +59,9 @@ def test_resources_rerun_nothing(demo_run):
     changed["training"]["resources"].update(gpus=8, gpu_model="h100", runtime=999, partition="gpu")
     changed["training"]["stages"]["stage6"]["resources"] = {"mem_mb": 123456}
     changed["eval"]["resources"]["mem_mb"] = 1000
+    changed["model"]["resources"].update(mem_mb=64000, cpus=2)
+    changed["tokenizer"]["resources"].update(runtime=5, cpus=2)
+    changed["training"]["pack_resources"]["mem_mb"] = 32000
     assert dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "resources.yaml"))) == {}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.workflow import SNAKEMAKE, dry_run_jobs, tree_hashes, write_config
+from tests.workflow import SNAKEMAKE, TIMINGS, dry_run_jobs, tree_hashes, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ REBUILT = {  # rule -> the outputs of one of its jobs, none of them upstream of 
     "eval_intrinsic": ["results/eval/base/intrinsic.json", "results/eval/base/generation.json",
                        "results/eval/base/generation_samples.json"],
 }
-TIMINGS = "generation.json"  # measured seconds: its generated texts are compared, not its bytes
+
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:

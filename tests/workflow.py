@@ -59,7 +59,11 @@ def write_config(workdir: Path, config: dict, name: str = "config.yaml") -> Path
     return path
 
 
+# files of measured seconds: generation speed (its generated texts are compared) and a stage's throughput
+TIMINGS = ("generation.json", "throughput.csv")
+
+
 def tree_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder``, by relative path."""
+    """sha256 of every file under ``folder`` by relative path, except the measured timings (:data:`TIMINGS`)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(TIMINGS)}

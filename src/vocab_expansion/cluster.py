@@ -1,7 +1,8 @@
 """What a job asks a cluster for: config resource groups mapped to Snakemake's (and the SLURM plugin's) resources.
 
-A config resource group (``training.resources``, ``eval.resources``; a stage may override part of the training
-group in ``training.stages.<stage>.resources``) has these keys:
+A config resource group (``training.resources``, ``eval.resources``, ``model.resources``, ``tokenizer.resources``,
+``training.pack_resources``; a stage may override part of the training group in
+``training.stages.<stage>.resources``) has these keys (the CPU-only groups leave out the GPU ones):
 
 * ``gpus``, ``gpu_model``: GPUs per node and their type (``--gpus=<model>:<n>``),
 * ``cpus``: CPUs per task (the rule's threads),

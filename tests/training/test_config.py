@@ -63,10 +63,5 @@ def test_spec_round_trip():
         assert StageSpec.from_dict(spec.as_dict()) == spec, name
 
 
-def test_launchers_and_accelerate_examples():
-    from accelerate.commands.config.config_args import load_config_from_file
-
-    assert "--nproc_per_node=4" in launch_command(4, None)
-    assert launch_command(1, "accelerate/fsdp_gpus.yaml")[-2:] == ["--config_file", "accelerate/fsdp_gpus.yaml"]
-    for path in sorted((ROOT / "accelerate").glob("*.yaml")):
-        assert load_config_from_file(str(path)).num_processes >= 1, path
+def test_launcher():
+    assert launch_command(4)[-2:] == ["--standalone", "--nproc_per_node=4"]

@@ -114,7 +114,7 @@ def test_checkpoint_resume_gives_the_same_weights(tiny, family, tmp_path):
     with pytest.raises(KilledError):
         train_stage(model_dir, data_dir, tmp_path / "resumed", spec, RunConfig(checkpoint_dir=str(tmp_path / "c2")),
                     on_step=kill)
-    assert (tmp_path / "c2" / "last.pt").exists()
+    assert (tmp_path / "c2" / "latest.json").exists()
     summary = train_stage(model_dir, data_dir, tmp_path / "resumed", spec,
                           RunConfig(checkpoint_dir=str(tmp_path / "c2")))
     assert summary["steps"] == 6
@@ -163,7 +163,7 @@ def test_sigkill_then_rerun_resumes_to_the_same_weights(tiny, tmp_path):
            str(tmp_path / "killed"), "--spec", str(tmp_path / "spec.json"), "--settings", str(tmp_path / "run.json")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (tmp_path / "ckpt" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+    while not (tmp_path / "ckpt" / "latest.json").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the stage finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
@@ -173,3 +173,32 @@ def test_sigkill_then_rerun_resumes_to_the_same_weights(tiny, tmp_path):
     whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_bf16_storage_keeps_frozen_weights_bit_identical(tiny, family, strategy, tmp_path):
+    """A bf16 checkpoint trained in bf16 (frozen weights stored in bf16, fp32 master weights for the trained
+    rows) and saved in bf16: every frozen tensor and row comes out with the same bits."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    model_dir, data_dir = tiny(family)
+    bf16_dir = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).save_pretrained(bf16_dir)
+    for f in model_dir.iterdir():
+        if not f.name.startswith(("model", "config")):
+            shutil.copyfile(f, bf16_dir / f.name)
+    spec = _spec("bf16", ("embed_new", "head_new"), precision="bf16", strategy=strategy)
+    train_stage(bf16_dir, data_dir, tmp_path / "out", spec, RunConfig(save_dtype="bf16"))
+    before, after = _weights(bf16_dir), _weights(tmp_path / "out")
+    assert before.keys() == after.keys() and all(t.dtype == torch.bfloat16 for t in after.values())
+    n_old = json.loads((model_dir / "expansion.json").read_text())["old_vocab"]
+    emb, head = _names(before)
+    for name in before:
+        if name in (emb, head):
+            assert torch.equal(before[name][:n_old], after[name][:n_old]), f"{name}: an old row moved"
+            assert not torch.equal(before[name][n_old:], after[name][n_old:]), f"{name}: new rows did not train"
+        else:
+            assert torch.equal(before[name], after[name]), f"{name}: frozen but changed"

@@ -1,7 +1,8 @@
 """Command line for the training stage: ``python -m vocab_expansion.training STEP ...``.
 
 ``pack``, ``stage``, ``sft-data`` and ``sft`` take their knobs from the workflow config (``--config``), like the rules;
-``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process launch runs in each process.
+``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process launch runs in each process; ``plan``
+prints the memory plan of every stage (:mod:`vocab_expansion.training.plan`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec", help="a stage spec JSON (instead of --stage)")
     p.add_argument("--settings", help="a run settings JSON (seed, checkpoint_dir, ...)")
     p.add_argument("--checkpoint-dir", default=None)
+    p = sub.add_parser("plan", help="the memory plan of every stage from a config.json (no weights)")
+    p.add_argument("--configfile", nargs="+", default=[], help="config overlays, as snakemake --configfile")
+    p.add_argument("--model-config", action="append", help="config.json or its folder (repeat: several models)")
+    p.add_argument("--new-tokens", type=int, help="vocabulary growth (default training.plan.new_tokens)")
+    p.add_argument("--gpus", type=int, help="processes to plan for (default training.resources gpus x nodes)")
+    p.add_argument("--gpu-mem-gb", type=float, help="GB per GPU (default training.resources.gpu_mem_gb)")
+    p.add_argument("--out", help="a folder for plan.md and plan.json")
+    p.add_argument("--summary", action="store_true", help="one table of totals (DDP, FSDP) for all models")
     p = sub.add_parser("sft-data", help="the instruction data of SFT phases (one, or several pooled)")
     p.add_argument("model_dir", help="the model whose tokenizer to use")
     p.add_argument("out_dir")
@@ -59,6 +68,13 @@ def run(a: argparse.Namespace) -> None:
         data = dict(cfg["training"]["data"])
         english, field = data.pop("english", None), data.pop("english_field", "text")
         run_pack(a.shards, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), english, field)
+    elif a.step == "plan":
+        from vocab_expansion.training.plan import load_config, report_markdown, run_plan, write_plan
+
+        reports = run_plan(load_config(a.config, a.configfile), a.model_config, a.new_tokens, a.gpus, a.gpu_mem_gb)
+        print(report_markdown(reports, a.summary), end="")
+        if a.out:
+            write_plan(a.out, reports)
     elif a.spec:
         spec = StageSpec.from_dict(json.loads(Path(a.spec).read_text()))
         settings = (RunConfig(**json.loads(Path(a.settings).read_text())) if a.settings
@@ -70,7 +86,8 @@ def run(a: argparse.Namespace) -> None:
         if a.stage not in variants.specs:
             raise ConfigError(f"no stage {a.stage!r} in training.stages")
         train_stage(a.model_dir, a.data_dir, a.out_dir, variants.specs[a.stage],
-                    RunConfig(seed=cfg["seed"], checkpoint_dir=a.checkpoint_dir))
+                    RunConfig.from_config(cfg["training"]["checkpoints"], cfg["seed"], a.checkpoint_dir,
+                                          gpu_mem_gb=cfg["training"]["resources"]["gpu_mem_gb"]))
 
 
 def _sft(a: argparse.Namespace) -> None:
@@ -86,7 +103,8 @@ def _sft(a: argparse.Namespace) -> None:
         run_sft_data(a.model_dir, a.out_dir, a.phases, sft["sources"], sft["phases"], sft["data"]["seq_len"],
                      sft["data"]["val_fraction"], cfg["seed"], sft["chat_template"])
     else:
-        run_sft_phase(a.model_dir, a.data_dir, a.out_dir, "sft", sft["train"], RunConfig(seed=cfg["seed"]))
+        run_sft_phase(a.model_dir, a.data_dir, a.out_dir, "sft", sft["train"],
+                      RunConfig.from_config(cfg["training"]["checkpoints"], cfg["seed"]))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 
 Two kinds of data folder feed the one trainer, each through :meth:`batch` (model inputs of some rows):
 
-* packed (continued pretraining): ``train.npy`` and ``val.npy`` (uint32, one fixed-length sequence a row;
-  every token is predicted), ``val_bytes.npy`` (the UTF-8 bytes each validation row's predicted tokens
-  decode to, for bits per byte) and ``info.json``;
+* packed (continued pretraining): ``train.npy`` and ``val.npy`` (uint32, one fixed-length sequence a row),
+  ``val_bytes.npy`` (the UTF-8 bytes each validation row's predicted tokens decode to, for bits per byte)
+  and ``info.json``, which names how documents start (``doc_start``: a BOS id, or the position after an
+  EOS id). Each batch carries position ids that restart at every document start (transformers then keeps
+  attention inside each document: a block-diagonal causal mask with sdpa/eager, varlen with
+  flash-attention), and the first token of a document is never a label (nothing before it in its document
+  predicts it);
 * instructions (SFT, :mod:`vocab_expansion.training.sft_data`): padded rows with their lengths and a
   label mask, so only response tokens are predicted.
 
@@ -61,6 +65,8 @@ class PackedData:
     train: np.ndarray
     val: np.ndarray
     val_bytes_per_row: np.ndarray | None
+    bos_id: int | None = None  # documents start with this id ...
+    eos_id: int | None = None  # ... or right after this one (None and None: rows are single documents)
 
     @classmethod
     def load(cls, data_dir: str | Path) -> PackedData:
@@ -74,7 +80,9 @@ class PackedData:
         vb = np.load(d / "val_bytes.npy") if (d / "val_bytes.npy").exists() else None
         if len(train) == 0:
             raise InputError(f"{d / 'train.npy'}: no training sequences (too little text for seq_len?)")
-        return cls(train, val, vb)
+        info = json.loads((d / "info.json").read_text()) if (d / "info.json").exists() else {}
+        start = info.get("doc_start") or {}
+        return cls(train, val, vb, start.get("bos"), start.get("after_eos"))
 
     @property
     def seq_len(self) -> int:
@@ -94,11 +102,36 @@ class PackedData:
     def batch(self, split: str, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Sequences ``rows`` of ``split`` (train | val); every token is a label."""
         ids = np.asarray((self.train if split == "train" else self.val)[rows], dtype=np.int64)
-        return {"input_ids": ids, "labels": ids}
+        starts = document_starts(ids, self.bos_id, self.eos_id)
+        labels = np.where(starts, IGNORE, ids)
+        return {"input_ids": ids, "labels": labels, "position_ids": positions(starts)}
 
     def val_bytes(self, n: int) -> float:
         """UTF-8 bytes predicted in the first ``n`` validation rows."""
         return float(self.val_bytes_per_row[:n].sum()) if self.val_bytes_per_row is not None and n else 0.0
+
+
+def document_starts(ids: np.ndarray, bos_id: int | None, eos_id: int | None) -> np.ndarray:
+    """Where documents start in packed rows (bool, same shape): at ``bos_id``, else right after ``eos_id``.
+
+    Column 0 always starts one (a row may begin inside a document; its positions restart there).
+    """
+    if bos_id is not None:
+        starts = ids == bos_id
+    elif eos_id is not None:
+        starts = np.zeros(ids.shape, dtype=bool)
+        starts[:, 1:] = ids[:, :-1] == eos_id
+    else:
+        starts = np.zeros(ids.shape, dtype=bool)
+    starts[:, 0] = True
+    return starts
+
+
+def positions(starts: np.ndarray) -> np.ndarray:
+    """Position ids that restart at 0 at every document start."""
+    col = np.broadcast_to(np.arange(starts.shape[1]), starts.shape)
+    last_start = np.maximum.accumulate(np.where(starts, col, 0), axis=1)
+    return (col - last_start).astype(np.int64)
 
 
 @functools.lru_cache(maxsize=8)

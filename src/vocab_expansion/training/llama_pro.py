@@ -49,33 +49,47 @@ def output_projections(model_type: str) -> tuple[str, ...]:
                           f"{', '.join(sorted(OUTPUT_PROJECTIONS))}") from None
 
 
+def layout(n: int, interval: int) -> list[tuple[int, bool]]:
+    """The expanded block list of ``n`` blocks: (source block, is an inserted copy) for each, in order.
+
+    A copy of every ``interval``-th block follows it: 32 blocks at interval 4 become 40 (LLaMA-Pro's layout).
+    """
+    if interval < 1 or n % interval:
+        raise ConfigError(f"LLaMA-Pro: the {n} layers must be a multiple of the interval ({interval})")
+    out: list[tuple[int, bool]] = []
+    for i in range(n):
+        out.append((i, False))
+        if (i + 1) % interval == 0:
+            out.append((i, True))
+    return out
+
+
 @torch.no_grad()
 def expand_blocks(model: nn.Module, interval: int) -> list[int]:
     """Insert a zero-output copy after every ``interval``-th block; return the new blocks' indices.
 
     The model's config (``num_hidden_layers`` and, where present, ``layer_types``) and each block's
-    ``layer_idx`` are updated, so the result saves and loads as a normal, deeper checkpoint.
+    ``layer_idx`` are updated, so the result saves and loads as a normal, deeper checkpoint. On the meta
+    device this only builds the architecture (the weights' loader zeroes the copies' projections).
     """
     layers = decoder_layers(model)
     n = len(layers)
-    if interval < 1 or n % interval:
-        raise ConfigError(f"LLaMA-Pro: the {n} layers must be a multiple of the interval ({interval})")
+    plan = layout(n, interval)
     names = output_projections(model.config.model_type)
     layer_types = getattr(model.config, "layer_types", None)
     blocks, types, new_ids = [], [], []
-    for i, block in enumerate(layers):
-        blocks.append(block)
-        types.append(layer_types[i] if layer_types else None)
-        if (i + 1) % interval == 0:
-            twin = copy.deepcopy(block)
+    for source, is_copy in plan:
+        block = layers[source]
+        if is_copy:
+            block = copy.deepcopy(block)
             for name in names:
-                proj = twin.get_submodule(name)
+                proj = block.get_submodule(name)
                 proj.weight.zero_()
                 if getattr(proj, "bias", None) is not None:
                     proj.bias.zero_()
             new_ids.append(len(blocks))
-            blocks.append(twin)
-            types.append(types[-1])
+        blocks.append(block)
+        types.append(layer_types[source] if layer_types else None)
     for idx, block in enumerate(blocks):
         attn = getattr(block, "self_attn", None)
         if attn is not None and hasattr(attn, "layer_idx"):

@@ -7,8 +7,10 @@
   ``1 + oversample`` times.
 * English replay: English documents are mixed in until they hold ``english_replay`` of the training
   tokens (0 turns it off), against forgetting.
-* Documents are shuffled with the seed, joined with the end-of-text id between them, and cut into
-  ``seq_len`` tokens; the last partial sequence is dropped.
+* Documents are shuffled with the seed; each starts with the tokenizer's BOS id (when it has one that is not
+  its EOS) and ends with EOS; they are joined and cut into ``seq_len`` tokens (the last partial sequence is
+  dropped). The trainer restarts position ids at every document start and keeps attention inside each
+  document (:mod:`vocab_expansion.training.data`), so packing changes no document's logits.
 """
 
 from __future__ import annotations
@@ -50,16 +52,22 @@ def new_token_share(ids: Sequence[int], first_new_id: int) -> float:
     return sum(i >= first_new_id for i in ids) / len(ids) if ids else 0.0
 
 
-def pack(docs: Sequence[Sequence[int]], seq_len: int, eos_id: int) -> np.ndarray:
-    """Join documents with ``eos_id`` after each and cut into rows of ``seq_len`` (uint32)."""
-    flat = [i for d in docs for i in (*d, eos_id)]
+def pack(docs: Sequence[Sequence[int]], seq_len: int, eos_id: int, bos_id: int | None = None) -> np.ndarray:
+    """Join documents (``bos_id`` before each when given, ``eos_id`` after each) and cut into rows of ``seq_len``
+    (uint32)."""
+    head = () if bos_id is None else (bos_id,)
+    flat = [i for d in docs for i in (*head, *d, eos_id)]
     n = len(flat) // seq_len
     return np.asarray(flat[: n * seq_len], dtype=np.uint32).reshape(n, seq_len)
 
 
 def build(target: Sequence[tuple[str, Sequence[int]]], english: Sequence[tuple[str, Sequence[int]]],
-          first_new_id: int, eos_id: int, cfg: PackConfig) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Train and validation sequences from (id, token ids) documents of the target language and English."""
+          first_new_id: int, eos_id: int, cfg: PackConfig, bos_id: int | None = None
+          ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Train and validation sequences from (id, token ids) documents of the target language and English.
+
+    ``bos_id`` (None: the tokenizer has no BOS, or its BOS is its EOS) starts every document.
+    """
     rng = np.random.default_rng(cfg.seed)
     train, val = [], []
     repeated = 0
@@ -70,7 +78,8 @@ def build(target: Sequence[tuple[str, Sequence[int]]], english: Sequence[tuple[s
         copies = 1 + (cfg.oversample if new_token_share(ids, first_new_id) >= cfg.dense_share else 0)
         repeated += copies - 1
         train.extend([ids] * copies)
-    target_tokens = sum(len(d) + 1 for d in train)
+    extra = 1 if bos_id is None else 2  # separator ids per document
+    target_tokens = sum(len(d) + extra for d in train)
     replay_tokens = 0
     if cfg.english_replay > 0 and english:
         want = cfg.english_replay / (1 - cfg.english_replay) * target_tokens
@@ -78,10 +87,10 @@ def build(target: Sequence[tuple[str, Sequence[int]]], english: Sequence[tuple[s
             if replay_tokens >= want:
                 break
             train.append(english[k][1])
-            replay_tokens += len(english[k][1]) + 1
+            replay_tokens += len(english[k][1]) + extra
     order = rng.permutation(len(train))
-    train_seq = pack([train[k] for k in order], cfg.seq_len, eos_id)
-    val_seq = pack(val, cfg.seq_len, eos_id)
+    train_seq = pack([train[k] for k in order], cfg.seq_len, eos_id, bos_id)
+    val_seq = pack(val, cfg.seq_len, eos_id, bos_id)
     info = {"train_sequences": len(train_seq), "val_sequences": len(val_seq),
             "train_documents": len(train), "val_documents": len(val), "repeated_documents": repeated,
             "english_replay_tokens": replay_tokens, "target_tokens": target_tokens,

@@ -1,12 +1,20 @@
 """Row-level training: train the rows of the new tokens only, with gradients and optimizer state for them alone.
 
-:func:`split_rows` swaps the input embedding and/or the lm_head for modules whose weight is two tensors:
-the old rows ``[0, n_old)``, a frozen view of the original weight that no optimizer ever sees, and the new
-rows, a small trainable parameter. No frozen value can move, weight decay included, and a stage that
-trains new rows only pays for those rows in gradients and optimizer state. :func:`merge_rows` writes the
-trained rows back into the original modules, which are then saved as usual.
+:func:`split_rows` swaps the input embedding and/or the lm_head for modules that hold the matrix as two
+parameters: ``old`` (rows ``[0, n_old)``, ``requires_grad=False``, so no optimizer ever sees it) and
+``new_rows`` (the new tokens' rows, trainable). No frozen value can move, weight decay included, and a stage
+that trains new rows only pays for those rows in gradients and optimizer state. Both are registered
+parameters, so FSDP shards them, dtype casts and mixed-precision policies reach them, and the frozen rows
+can be stored in bf16 while the new rows keep fp32 master weights. (Buffers would do for the frozen rows,
+but FSDP2 neither shards nor casts buffers: every GPU would hold the whole frozen matrix.)
 
-Tied embeddings (one matrix for input and output) get one split shared by both modules.
+:func:`merge_split_keys` turns a state dict of a split model back into the original names
+(``<module>.weight`` = old rows then new rows), which is what a checkpoint saves; the module tree itself is
+never restored, so the same code serves a sharded model whose full state dict was gathered.
+
+Tied embeddings (one matrix for input and output) get one split whose parameters both modules share.
+The head's forward writes both halves of the logits into one buffer (no ``torch.cat``, which would hold
+the logits twice: gigabytes at a 137k vocabulary).
 """
 
 from __future__ import annotations
@@ -17,122 +25,192 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+OLD, NEW, OLD_BIAS, NEW_BIAS = "old", "new_rows", "old_bias", "new_bias"
 
-class _Rows:
-    """The frozen old rows and the trainable new rows of one matrix (and of a bias vector, if any)."""
+
+def _frozen(t: torch.Tensor) -> nn.Parameter:
+    return nn.Parameter(t, requires_grad=False)
+
+
+class _Rows(nn.Module):
+    """The old (frozen) and new (trainable) rows of one matrix, and of its bias vector if it has one."""
 
     def __init__(self, weight: torch.Tensor, n_old: int, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
         self.n_old = n_old
-        self.old = weight.detach()[:n_old]
-        self.new = nn.Parameter(weight.detach()[n_old:].clone())
-        self.old_bias = bias.detach()[:n_old] if bias is not None else None
+        self.old = _frozen(weight.detach()[:n_old])
+        self.new_rows = nn.Parameter(weight.detach()[n_old:].clone())
+        self.old_bias = _frozen(bias.detach()[:n_old]) if bias is not None else None
         self.new_bias = nn.Parameter(bias.detach()[n_old:].clone()) if bias is not None else None
 
+    @property
+    def rows(self) -> int:
+        """All rows, old and new."""
+        return self.n_old + self.new_rows.shape[0]
 
-class _SplitModule(nn.Module):
-    """A module standing in for ``original`` whose rows from ``n_old`` on are a separate trainable parameter."""
 
-    def __init__(self, original: nn.Module, rows: _Rows) -> None:
+class SplitEmbedding(nn.Module):
+    """An input embedding whose rows from ``n_old`` on are a separate trainable parameter."""
+
+    def __init__(self, original: nn.Embedding, rows: _Rows) -> None:
         super().__init__()
-        self._original = [original]  # kept out of the module tree: its weight is not a parameter here
-        self._rows = rows
-        self.new_rows = rows.new
+        self.padding_idx = original.padding_idx
+        self.old, self.new_rows = rows.old, rows.new_rows
+        self.n_old = rows.n_old
 
     @property
     def weight(self) -> torch.Tensor:
         """The whole matrix (a copy), for code that reads ``get_input_embeddings().weight``."""
-        return torch.cat([self._rows.old, self.new_rows.detach()])
+        return torch.cat([self.old.detach(), self.new_rows.detach().to(self.old.dtype)])
 
-
-class SplitEmbedding(_SplitModule):
-    """An input embedding whose rows from ``n_old`` on are a separate trainable parameter."""
-
-    def __init__(self, original: nn.Embedding, rows: _Rows) -> None:
-        super().__init__(original, rows)
-        self.padding_idx = original.padding_idx
+    @property
+    def num_embeddings(self) -> int:
+        """Rows, old and new."""
+        return self.n_old + self.new_rows.shape[0]
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        n_old = self._rows.n_old
-        old = functional.embedding(ids.clamp(max=n_old - 1), self._rows.old)
-        is_new = ids >= n_old
-        if not bool(is_new.any()):
-            return old + 0 * self.new_rows[:1].sum()  # keep the new rows in the graph (DDP expects a gradient)
+        n_old = self.n_old
+        old = functional.embedding(ids.clamp(max=n_old - 1), self.old)
         new = functional.embedding((ids - n_old).clamp(min=0), self.new_rows)
-        return torch.where(is_new.unsqueeze(-1), new, old)
+        # the new rows are always in the graph (DDP expects a gradient for every trainable parameter)
+        return torch.where((ids >= n_old).unsqueeze(-1), new.to(old.dtype), old)
 
 
-class SplitHead(_SplitModule):
+class _SplitLinear(torch.autograd.Function):
+    """``[h @ old.T + old_b, h @ new.T + new_b]`` written into one output buffer; gradients for ``h``, new rows."""
+
+    @staticmethod
+    def forward(ctx, hidden, old, new, old_bias, new_bias):
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        n_old = old.shape[0]
+        out = flat.new_empty(flat.shape[0], n_old + new.shape[0])
+        # each half is written by a matmul straight into its column slice of one buffer (BLAS takes the row
+        # stride), so the logits exist once; torch.cat would hold them twice
+        for rows, bias, cols in ((old, old_bias, slice(0, n_old)), (new, new_bias, slice(n_old, None))):
+            w = rows.to(flat.dtype)
+            if bias is None:
+                torch.mm(flat, w.t(), out=out[:, cols])
+            else:
+                torch.addmm(bias.to(flat.dtype), flat, w.t(), out=out[:, cols])
+        ctx.save_for_backward(hidden, old, new)
+        ctx.has_new_bias = new_bias is not None
+        return out.view(*hidden.shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, old, new = ctx.saved_tensors
+        n_old = old.shape[0]
+        g = grad.reshape(-1, grad.shape[-1])
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        g_old, g_new = g[:, :n_old], g[:, n_old:]
+        grad_hidden = grad_new = grad_new_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = (g_old @ old.to(g.dtype) + g_new @ new.to(g.dtype)).view_as(hidden)
+        if ctx.needs_input_grad[2]:
+            grad_new = (g_new.t() @ flat.to(g.dtype)).to(new.dtype)
+        if ctx.has_new_bias and ctx.needs_input_grad[4]:
+            grad_new_bias = g_new.sum(0)
+        return grad_hidden, None, grad_new, None, grad_new_bias
+
+
+class SplitHead(nn.Module):
     """An lm_head whose output rows (and bias entries) from ``n_old`` on are a separate trainable parameter."""
 
     def __init__(self, original: nn.Linear, rows: _Rows) -> None:
-        super().__init__(original, rows)
-        self.new_bias = rows.new_bias
+        super().__init__()
+        self.old, self.new_rows = rows.old, rows.new_rows
+        self.old_bias, self.new_bias = rows.old_bias, rows.new_bias
+        self.in_features = original.in_features
+        self.out_features = rows.rows
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The whole matrix (a copy)."""
+        return torch.cat([self.old.detach(), self.new_rows.detach().to(self.old.dtype)])
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        rows = self._rows
-        old = functional.linear(hidden, rows.old, rows.old_bias)
-        new = functional.linear(hidden, self.new_rows, self.new_bias)
-        return torch.cat([old, new], dim=-1)
+        return _SplitLinear.apply(hidden, self.old, self.new_rows, self.old_bias, self.new_bias)
 
 
 @dataclass
 class RowSplit:
-    """What :func:`split_rows` changed, to undo with :func:`merge_rows`."""
+    """Which of the model's modules :func:`split_rows` replaced (module paths; None: not split)."""
 
-    embedding: SplitEmbedding | None
-    head: SplitHead | None
+    embedding: str | None
+    head: str | None
+    n_old: int = 0
 
 
-def _find_parent(model: nn.Module, child: nn.Module) -> tuple[nn.Module, str]:
+def _path_of(model: nn.Module, child: nn.Module) -> str:
     for name, module in model.named_modules():
         if module is child:
-            parent_name, _, attr = name.rpartition(".")
-            return model.get_submodule(parent_name), attr
+            return name
     raise ValueError("module not found in the model")
 
 
-def _replace(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
-    parent, attr = _find_parent(model, old)
-    setattr(parent, attr, new)
+def _replace(model: nn.Module, path: str, new: nn.Module) -> None:
+    parent_name, _, attr = path.rpartition(".")
+    setattr(model.get_submodule(parent_name), attr, new)
 
 
 def split_rows(model: nn.Module, n_old: int, embedding: bool, head: bool) -> RowSplit:
     """Make the new rows of the input embedding and/or the lm_head separately trainable.
 
     ``model`` is a Hugging Face causal LM (or anything with ``get_input_embeddings`` and
-    ``get_output_embeddings``). With tied embeddings, asking for either splits the shared matrix once and
-    both modules use it.
+    ``get_output_embeddings``), on any device including ``meta``. With tied embeddings, asking for either
+    splits the shared matrix once and both modules use it.
     """
     emb = model.get_input_embeddings()
     out = model.get_output_embeddings()
     tied = out is not None and out.weight is emb.weight
     if emb.weight.shape[0] <= n_old:
         raise ValueError(f"no new rows to train: the embedding has {emb.weight.shape[0]} rows and {n_old} old tokens")
-    split_emb = split_head = None
+    emb_path = _path_of(model, emb)
+    head_path = _path_of(model, out) if out is not None else None
+    split = RowSplit(None, None, n_old)
     if tied and (embedding or head):
         rows = _Rows(emb.weight, n_old, getattr(out, "bias", None))
-        split_emb, split_head = SplitEmbedding(emb, rows), SplitHead(out, rows)
-    else:
-        if embedding:
-            split_emb = SplitEmbedding(emb, _Rows(emb.weight, n_old))
-        if head:
-            split_head = SplitHead(out, _Rows(out.weight, n_old, getattr(out, "bias", None)))
-    if split_emb is not None:
-        _replace(model, emb, split_emb)
-    if split_head is not None:
-        _replace(model, out, split_head)
-    return RowSplit(split_emb, split_head)
+        _replace(model, emb_path, SplitEmbedding(emb, rows))
+        _replace(model, head_path, SplitHead(out, rows))
+        return RowSplit(emb_path, head_path, n_old)
+    if embedding:
+        _replace(model, emb_path, SplitEmbedding(emb, _Rows(emb.weight, n_old)))
+        split.embedding = emb_path
+    if head:
+        _replace(model, head_path, SplitHead(out, _Rows(out.weight, n_old, getattr(out, "bias", None))))
+        split.head = head_path
+    return split
 
 
-@torch.no_grad()
-def merge_rows(model: nn.Module, split: RowSplit) -> None:
-    """Write the trained new rows back into the original modules and put those modules back in ``model``."""
-    for module in (split.embedding, split.head):
-        if module is None:
+def split_source(name: str, split: RowSplit) -> tuple[str, slice] | None:
+    """For a parameter name of the split model: (the original checkpoint name, the rows it holds); else None."""
+    for path in (split.embedding, split.head):
+        if path is None or not name.startswith(path + "."):
             continue
-        original = module._original[0]
-        rows = module._rows
-        original.weight.data[rows.n_old:] = rows.new.data
-        if rows.new_bias is not None and getattr(original, "bias", None) is not None:
-            original.bias.data[rows.n_old:] = rows.new_bias.data
-        _replace(model, module, original)
+        leaf = name[len(path) + 1:]
+        old, new = slice(0, split.n_old), slice(split.n_old, None)
+        table = {OLD: ("weight", old), NEW: ("weight", new), OLD_BIAS: ("bias", old), NEW_BIAS: ("bias", new)}
+        if leaf in table:
+            what, rows = table[leaf]
+            return f"{path}.{what}", rows
+    return None
+
+
+def merge_split_keys(state: dict[str, torch.Tensor], split: RowSplit, dtype: torch.dtype | None = None
+                     ) -> dict[str, torch.Tensor]:
+    """A state dict of the split model with the original names: ``weight`` = old rows then new rows.
+
+    Everything else passes through (cast to ``dtype`` when given).
+    """
+    out: dict[str, torch.Tensor] = {}
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for name, t in state.items():
+        src = split_source(name, split)
+        if src is None:
+            out[name] = t if dtype is None else t.to(dtype)
+        else:
+            parts.setdefault(src[0], {})["old" if src[1].start == 0 else "new"] = t
+    for name, p in parts.items():
+        dt = dtype or p["old"].dtype
+        out[name] = torch.cat([p["old"].to(dt), p["new"].to(dt)])
+    return out

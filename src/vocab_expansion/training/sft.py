@@ -134,13 +134,12 @@ def phase_spec(name: str, train: Mapping[str, Any], data_dir: str) -> StageSpec:
 
 
 def run_sft_phase(model_dir: str, data_dir: str, out_dir: str, name: str, train: Mapping[str, Any], run: RunConfig,
-                  processes: int = 1, accelerate_config: str | None = None, log_path: str | None = None) -> None:
+                  processes: int = 1, log_path: str | None = None) -> None:
     """Train one SFT run from ``model_dir`` on ``data_dir``; the output keeps the data's chat template."""
     from vocab_expansion.training.launch import run_stage
 
     spec = phase_spec(name, train, data_dir)
     log.info("%s: %d steps", run.label or name, spec.max_steps)
-    run_stage(model_dir, data_dir, out_dir, spec, run, processes=processes, accelerate_config=accelerate_config,
-              log_path=log_path)
+    run_stage(model_dir, data_dir, out_dir, spec, run, processes=processes, log_path=log_path)
     shutil.copyfile(Path(data_dir) / TEMPLATE_FILE, Path(out_dir) / TEMPLATE_FILE)
     write_json(Path(out_dir) / "sft.json", {"data": read_json(Path(data_dir) / "info.json"), "spec": spec.as_dict()})

@@ -27,6 +27,9 @@ from vocab_expansion.errors import ConfigError
 GROUPS = ("embed_new", "embed_all", "head_new", "head_all", "layers", "all", "lora", "new_blocks")
 METHODS = ("full", "qlora", "llama_pro")
 SCHEDULES = ("constant", "linear", "cosine")
+STRATEGIES = ("ddp", "fsdp")
+PRECISIONS = ("fp32", "bf16")
+QLORA_MERGES = ("dequantized", "original")
 
 
 @dataclass(frozen=True)
@@ -44,26 +47,61 @@ class StageSpec:
     """One training stage (config: training.stages.<name>, over training.defaults)."""
 
     name: str
+    """The stage's name (its key in ``training.stages``)."""
     train: tuple[str, ...]
+    """The parameter groups it trains (:data:`GROUPS`)."""
     method: str = "full"
+    """``full``; ``qlora`` (4-bit NF4 base with LoRA adapters); ``llama_pro`` (inserts identity blocks first)."""
     lr: float = 1e-3
+    """Peak learning rate (AdamW)."""
     min_lr_ratio: float = 0.1
+    """The schedule decays to ``min_lr_ratio * lr``."""
     schedule: str = "cosine"
+    """``constant``, ``linear`` or ``cosine`` decay after the warm-up."""
     warmup_steps: int = 0
+    """Optimizer steps of linear warm-up."""
     weight_decay: float = 0.0
+    """Decoupled weight decay on trainable matrices (never on frozen rows: the optimizer never sees them)."""
     betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW's betas."""
     grad_clip: float = 1.0
+    """Clip the global gradient norm (over every shard and process) to this (0: off)."""
     batch_size: int = 8
+    """Sequences per optimizer step, over all processes."""
     micro_batch_size: int = 8
+    """Sequences per forward pass per process (gradient accumulation makes up the rest)."""
     max_steps: int = 100
+    """The stage's budget in optimizer steps."""
     eval_every: int = 10
+    """Validation every this many steps (and at the last one)."""
     save_every: int = 10
+    """A resumable (sharded) checkpoint every this many steps."""
     patience: int = 0
+    """Stop after this many evaluations in a row without a drop of more than ``min_delta`` (0: never)."""
     min_delta: float = 0.0
+    """What counts as a drop of the validation loss for the plateau rule."""
     eval_batches: int = 0
+    """Validation micro-batches per evaluation (0: the whole validation split)."""
     gradient_checkpointing: bool = False
+    """Recompute each decoder block's activations in backward: less memory, about a third more compute."""
+    strategy: str = "ddp"
+    """``ddp``: the whole model on every process; ``fsdp``: FSDP2 shards every block and the rest."""
+    precision: str = "fp32"
+    """``fp32``, or ``bf16``: bf16 compute, frozen weights stored in bf16, fp32 master weights for trainable ones."""
+    attn_implementation: str = "sdpa"
+    """The transformers attention kernel (``sdpa``, ``eager``, ``flash_attention_2``, ``flex_attention``)."""
+    compile: bool = False
+    """``torch.compile`` every decoder block."""
+    loss_chunk: int = 1024
+    """Predicted tokens per cross-entropy chunk: the logits of one chunk exist at a time (0: all at once)."""
+    quant_storage: str = "uint8"
+    """qlora: the storage dtype of the 4-bit weights (``bf16`` lets FSDP flatten them with plain weights)."""
+    qlora_merge: str = "dequantized"
+    """qlora: merge adapters into the dequantized 4-bit weights (the trained model) or into the ``original`` ones."""
     lora: LoraSpec = field(default_factory=LoraSpec)
+    """qlora: the adapters."""
     llama_pro_interval: int = 4
+    """llama_pro: a block copy after every this many blocks (4: 32 blocks become 40, as in LLaMA-Pro)."""
 
     def __post_init__(self) -> None:
         where = f"training.stages.{self.name}"
@@ -74,6 +112,16 @@ class StageSpec:
             raise ConfigError(f"{where}.method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"{where}.schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        for key, allowed in (("strategy", STRATEGIES), ("precision", PRECISIONS), ("qlora_merge", QLORA_MERGES),
+                             ("quant_storage", ("uint8", "bf16", "fp16", "fp32"))):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{where}.{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
+        if self.method == "qlora" and self.strategy == "fsdp":
+            raise ConfigError(f"{where}.strategy: fsdp is not supported for qlora stages; use ddp. The trainer loads "
+                              "the 4-bit model whole on every process and merges it on rank 0, and neither its "
+                              "checkpoints nor the merge handle sharded 4-bit weights")
+        if self.loss_chunk < 0:
+            raise ConfigError(f"{where}.loss_chunk must be >= 0 (0: the whole micro-batch at once)")
         if ("lora" in self.train) != (self.method == "qlora"):
             raise ConfigError(f"{where}: the 'lora' group goes with method 'qlora' and only with it")
         if self.method == "qlora" and {"all", "layers", "new_blocks"} & set(self.train):

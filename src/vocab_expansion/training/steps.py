@@ -35,7 +35,8 @@ def _tokenize(tok: Any, docs: Iterator[tuple[str, str]], desc: str, batch: int =
     chunk: list[tuple[str, str]] = []
 
     def flush() -> None:
-        enc = tok([t for _, t in chunk], add_special_tokens=False)["input_ids"]
+        # split_special_tokens: a document that contains the text '<|endoftext|>' is text, not a separator
+        enc = tok([t for _, t in chunk], add_special_tokens=False, split_special_tokens=True)["input_ids"]
         out.extend((i, ids) for (i, _), ids in zip(chunk, enc, strict=True) if ids)
         chunk.clear()
 
@@ -64,14 +65,19 @@ def run_pack(shards: Sequence[str], model_dir: str, out_dir: str, cfg: PackConfi
     target = _tokenize(tok, _shard_docs(shards), "tokenize target")
     replay = (_tokenize(tok, _jsonl_docs(english, english_field), "tokenize english")
               if english and cfg.english_replay > 0 else [])
-    train, val, info = build(target, replay, first_new, tok.eos_token_id, cfg)
-    val_bytes = np.asarray([len(tok.decode(row[1:].tolist()).encode("utf-8")) for row in val], dtype=np.int64)
+    bos = tok.bos_token_id if tok.bos_token_id not in (None, tok.eos_token_id) else None
+    train, val, info = build(target, replay, first_new, tok.eos_token_id, cfg, bos)
+    # bytes of the predicted text (separators are not text)
+    val_bytes = np.asarray([len(tok.decode(row[1:].tolist(), skip_special_tokens=True).encode("utf-8"))
+                            for row in val], dtype=np.int64)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, arr in (("train.npy", train), ("val.npy", val), ("val_bytes.npy", val_bytes)):
         with atomic_path(out / name) as tmp, open(tmp, "wb") as fh:
             np.save(fh, arr)
+    doc_start = {"bos": bos} if bos is not None else {"after_eos": tok.eos_token_id}
     info = {**info, "tokenizer": model_dir, "first_new_id": first_new, "vocab": len(tok), "seq_len": cfg.seq_len,
+            "doc_start": doc_start,
             "shards": len(shards), "val_bytes": int(val_bytes.sum())}
     write_json(out / "info.json", info)
     log.info("packed: %s", info)

@@ -1,10 +1,18 @@
-"""Build the model a stage trains, with exactly the stage's groups trainable, and turn it back into a checkpoint.
+"""Build the model a stage trains, with exactly the stage's groups trainable, in the precision the run asks.
 
-:func:`prepare_model` loads the stage's input checkpoint the way its method needs (float32; 4-bit NF4 plus
-LoRA for ``qlora``; with inserted blocks for ``llama_pro``), freezes everything, then makes the stage's
-groups trainable: whole tensors by ``requires_grad``, new-token rows by a row split
-(:mod:`vocab_expansion.training.rows`). :func:`finalize_model` undoes the split (and merges QLoRA
-adapters into a full-precision model), giving a plain model to ``save_pretrained``.
+:func:`build_stage_model` makes the stage's model on the ``meta`` device from the checkpoint's config alone
+(no weights, no memory): the architecture, a LLaMA-Pro expansion, the row split of new-token rows
+(:mod:`vocab_expansion.training.rows`), ``requires_grad`` per parameter and each parameter's storage
+dtype. :mod:`vocab_expansion.training.weights` then fills it from the checkpoint (each process reading only
+its shard under FSDP), and the memory plan (:mod:`vocab_expansion.training.plan`) counts the very same
+tensors. QLoRA stages load through bitsandbytes instead (:func:`load_qlora_model`).
+
+Precision (``precision``):
+
+* ``fp32``: every parameter in float32 (the CPU default; what the exactness tests use).
+* ``bf16``: frozen parameters stored in bfloat16 with no fp32 copy; trainable ones keep float32 master
+  weights (gradients and AdamW state in float32); compute in bfloat16 (autocast, or FSDP2's mixed
+  precision policy).
 """
 
 from __future__ import annotations
@@ -19,29 +27,60 @@ from torch import nn
 
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.lineage import read_lineage
-from vocab_expansion.training.llama_pro import decoder_layers, expand_blocks
-from vocab_expansion.training.rows import RowSplit, merge_rows, split_rows
+from vocab_expansion.training.llama_pro import decoder_layers, expand_blocks, layout, output_projections
+from vocab_expansion.training.rows import RowSplit, split_rows, split_source
 from vocab_expansion.training.stages import StageSpec
 
 log = logging.getLogger(__name__)
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def dtype_of(name: str) -> torch.dtype:
+    """The torch dtype of a precision name (fp32 | bf16 | fp16)."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown precision {name!r}; choose from {', '.join(DTYPES)}") from None
+
 
 @dataclass
 class StageModel:
-    """The model a stage trains and what is needed to turn it back into a checkpoint."""
+    """The model a stage trains and what is needed to fill it from, and turn it back into, a checkpoint."""
 
     model: nn.Module
     spec: StageSpec
     model_dir: str
     lineage: dict[str, Any]
     split: RowSplit = field(default_factory=lambda: RowSplit(None, None))
+    precision: str = "fp32"
+    block_sources: list[tuple[int, bool]] | None = None  # LLaMA-Pro: (source block, is an inserted copy) per block
+
+    @property
+    def hf(self) -> nn.Module:
+        """The transformers model (inside a PEFT wrapper, if any)."""
+        return hf_model(self.model)
 
     def trainable(self) -> list[tuple[str, nn.Parameter]]:
         """The trainable parameters, by name, in a fixed order."""
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
+    def source(self, name: str) -> tuple[str, slice | None, bool]:
+        """Where parameter ``name`` comes from in the input checkpoint: (tensor name, rows, zero it)."""
+        rows = None
+        src = split_source(name, self.split)
+        if src is not None:
+            name, rows = src
+        zero = False
+        if self.block_sources is not None and name.startswith("model.layers."):
+            idx, _, rest = name[len("model.layers."):].partition(".")
+            source, is_copy = self.block_sources[int(idx)]
+            zero = is_copy and any(rest.startswith(p + ".") for p in output_projections(self.hf.config.model_type))
+            name = f"model.layers.{source}.{rest}"
+        return name, rows, zero
 
-def _hf_model(model: nn.Module) -> nn.Module:
+
+def hf_model(model: nn.Module) -> nn.Module:
     """The transformers model inside a PEFT wrapper (or the model itself)."""
     get = getattr(model, "get_base_model", None)
     return get() if callable(get) else model
@@ -56,7 +95,7 @@ def set_trainable(model: nn.Module, spec: StageSpec, lineage: dict[str, Any]) ->
 
     For a PEFT model, the LoRA parameters PEFT made trainable stay trainable.
     """
-    hf = _hf_model(model)
+    hf = hf_model(model)
     groups = spec.trains
     lora = {id(p) for n, p in model.named_parameters() if "lora_" in n} if "lora" in groups else set()
     emb, head = hf.get_input_embeddings(), hf.get_output_embeddings()
@@ -92,48 +131,80 @@ def set_trainable(model: nn.Module, spec: StageSpec, lineage: dict[str, Any]) ->
     return split_rows(hf, int(lineage["old_vocab"]), embedding=want_emb, head=want_head)
 
 
-def prepare_model(model_dir: str | Path, spec: StageSpec, device: torch.device | str = "cpu") -> StageModel:
-    """Load ``model_dir`` for ``spec``'s method and make the stage's groups trainable."""
+@torch.no_grad()
+def store_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
+    """Store every frozen floating-point parameter in ``dtype`` (trainable ones keep theirs: the master weights)."""
+    for p in model.parameters():
+        quantized = hasattr(p, "quant_state")  # bitsandbytes 4-bit storage (uint8, or bf16 with quant_storage)
+        if not p.requires_grad and not quantized and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+
+
+def _checked(sm: StageModel, n_all: int) -> StageModel:
+    n_train = sum(p.numel() for _, p in sm.trainable())
+    if n_train == 0:
+        raise ConfigError(f"training.stages.{sm.spec.name}: nothing to train in {sm.model_dir}")
+    log.info("stage %s (%s, %s): %d of %d parameters trainable (%.3f%%)", sm.spec.name, sm.spec.method,
+             sm.precision, n_train, n_all, 100 * n_train / n_all)
+    return sm
+
+
+def build_stage_model(config: Any, lineage: dict[str, Any], spec: StageSpec, precision: str = "fp32",
+                      attn_implementation: str = "sdpa", model_dir: str = "") -> StageModel:
+    """The stage's model on the meta device (no weights) from a transformers config and the checkpoint's lineage.
+
+    ``lineage`` is :func:`~vocab_expansion.training.lineage.read_lineage` of the input checkpoint (old vocabulary
+    size, inserted blocks). The result has the stage's architecture, row split, trainable flags and storage
+    dtypes; nothing is allocated.
+    """
+    from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    from vocab_expansion.training.qlora import add_lora, load_quantized
-
-    model_dir = str(model_dir)
     if spec.method == "qlora":
-        model = add_lora(load_quantized(model_dir, device), spec.lora)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
-    hf = _hf_model(model)
-    lineage = read_lineage(model_dir, hf.get_input_embeddings().weight.shape[0])
+        raise ConfigError(f"training.stages.{spec.name}: a qlora stage loads through bitsandbytes (load_qlora_model)")
+    lineage = {**lineage, "new_blocks": list(lineage.get("new_blocks") or [])}
+    with init_empty_weights(include_buffers=False):  # parameters on meta; buffers (rotary tables) computed for real
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation=attn_implementation)
+    model.tie_weights()  # from_config leaves tied embeddings untied on the meta device
+    model.config.use_cache = False
+    sources = None
     if spec.method == "llama_pro":
         if lineage["new_blocks"]:
             raise ConfigError(f"training.stages.{spec.name}: the model already has inserted blocks "
                               f"{lineage['new_blocks']}; expand once and train them with 'new_blocks'")
-        lineage["new_blocks"] = expand_blocks(hf, spec.llama_pro_interval)
+        sources = layout(len(decoder_layers(model)), spec.llama_pro_interval)
+        lineage["new_blocks"] = expand_blocks(model, spec.llama_pro_interval)
     if spec.gradient_checkpointing:
-        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    hf.config.use_cache = False
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     n_all = sum(p.numel() for p in model.parameters())  # before a row split hides the old rows
     split = set_trainable(model, spec, lineage)
-    sm = StageModel(model, spec, model_dir, lineage, split)
-    n_train = sum(p.numel() for _, p in sm.trainable())
-    if n_train == 0:
-        raise ConfigError(f"training.stages.{spec.name}: nothing to train in {model_dir}")
-    log.info("stage %s (%s): %d of %d parameters trainable (%.3f%%)", spec.name, spec.method, n_train, n_all,
-             100 * n_train / n_all)
-    return sm
+    store_frozen_in(model, dtype_of(precision))
+    return _checked(StageModel(model, spec, model_dir, lineage, split, precision, sources), n_all)
 
 
-def finalize_model(sm: StageModel) -> nn.Module:
-    """The trained model as a plain full-precision transformers model, ready for ``save_pretrained``."""
-    hf = _hf_model(sm.model)
-    merge_rows(hf, sm.split)
-    sm.split = RowSplit(None, None)
-    if sm.spec.method == "qlora":
-        from vocab_expansion.training.qlora import merge_to_full
+def build_from_checkpoint(model_dir: str | Path, spec: StageSpec, precision: str = "fp32",
+                          attn_implementation: str = "sdpa") -> StageModel:
+    """:func:`build_stage_model` for the checkpoint folder ``model_dir`` (its ``config.json`` and lineage)."""
+    from transformers import AutoConfig
 
-        hf = merge_to_full(sm.model, sm.model_dir)
-    for p in hf.parameters():
-        p.requires_grad_(False)
-    hf.config.use_cache = True
-    return hf
+    config = AutoConfig.from_pretrained(model_dir)
+    lineage = read_lineage(model_dir, config.vocab_size)
+    return build_stage_model(config, lineage, spec, precision, attn_implementation, str(model_dir))
+
+
+def load_qlora_model(model_dir: str | Path, spec: StageSpec, device: torch.device, precision: str = "fp32",
+                     attn_implementation: str = "sdpa") -> StageModel:
+    """A qlora stage's model: the checkpoint's linear layers in 4-bit NF4 (bitsandbytes) with LoRA adapters."""
+    from vocab_expansion.training.qlora import add_lora, load_quantized
+
+    model = add_lora(load_quantized(model_dir, device, precision=precision, quant_storage=spec.quant_storage,
+                                    attn_implementation=attn_implementation), spec.lora)
+    hf = hf_model(model)
+    lineage = read_lineage(model_dir, hf.get_input_embeddings().weight.shape[0])
+    if spec.gradient_checkpointing:
+        hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    hf.config.use_cache = False
+    n_all = sum(p.numel() for p in model.parameters())
+    split = set_trainable(model, spec, lineage)
+    store_frozen_in(model, dtype_of(precision))
+    return _checked(StageModel(model, spec, str(model_dir), lineage, split, precision), n_all)
