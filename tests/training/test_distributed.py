@@ -125,3 +125,33 @@ def test_fsdp_one_process_equals_ddp(tiny, tmp_path):
     train_stage(model_dir, data_dir, tmp_path / "ddp", spec, RunConfig())
     train_stage(model_dir, data_dir, tmp_path / "fsdp", replace(spec, strategy="fsdp"), RunConfig())
     _same_weights(tmp_path / "ddp", tmp_path / "fsdp")
+
+
+def test_sharded_stage_folder_reloads_with_the_in_memory_logits(tiny, tmp_path):
+    """An FSDP2-sharded stage model gathered and written as small safetensors shards loads with
+    AutoModelForCausalLM and computes the sharded in-memory model's logits."""
+    from transformers import AutoModelForCausalLM
+
+    from vocab_expansion.training.dist import process_group
+    from vocab_expansion.training.trainable import build_from_checkpoint
+    from vocab_expansion.training.trainer import parallelize
+    from vocab_expansion.training.weights import gather_full_state, hf_state, save_checkpoint
+
+    model_dir, data_dir = tiny("qwen2")
+    spec = _spec(("embed_new", "head_new"), "fsdp")
+    ids = torch.as_tensor(load_file(str(model_dir / "model.safetensors"))["model.embed_tokens.weight"].shape[0]
+                          - 1 - torch.arange(12)).reshape(2, 6)  # new tokens among them
+    with process_group() as d:
+        sm = build_from_checkpoint(model_dir, spec)
+        loss, _ = parallelize(sm, d)
+        with torch.no_grad():
+            sm.hf.get_input_embeddings().new_rows.add_(0.5)  # the new rows differ from the input checkpoint's
+            in_memory = loss(ids)
+        state = hf_state(sm, {k[len("lm."):]: v for k, v in gather_full_state(loss, d.rank).items()})
+        save_checkpoint(state, sm.hf.config, tmp_path / "out", torch.float32,
+                        sm.hf.get_input_embeddings().num_embeddings, max_shard_size="100KB")
+    assert len(json.loads((tmp_path / "out" / "model.safetensors.index.json").read_text())["weight_map"]) > 1
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    with torch.no_grad():
+        logits = reloaded(input_ids=ids).logits
+    assert torch.allclose(logits, in_memory, atol=1e-5, rtol=1e-5), (logits - in_memory).abs().max()

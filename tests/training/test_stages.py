@@ -8,6 +8,7 @@ input and output rows are one matrix, so a stage trains the union of what it ask
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -202,3 +203,14 @@ def test_bf16_storage_keeps_frozen_weights_bit_identical(tiny, family, strategy,
             assert not torch.equal(before[name][n_old:], after[name][n_old:]), f"{name}: new rows did not train"
         else:
             assert torch.equal(before[name], after[name]), f"{name}: frozen but changed"
+
+
+@pytest.mark.slow
+def test_compiled_blocks_train_like_eager(tiny, tmp_path):
+    """``compile: true`` (torch.compile of every decoder block) computes the eager stage's losses."""
+    model_dir, data_dir = tiny("llama")
+    spec = _spec("compile", ("all",), max_steps=2, eval_every=2, save_every=2)
+    eager = train_stage(model_dir, data_dir, tmp_path / "eager", spec, RunConfig())
+    compiled = train_stage(model_dir, data_dir, tmp_path / "compiled", dataclasses.replace(spec, compile=True),
+                           RunConfig())
+    assert compiled["best_val_loss"] == pytest.approx(eager["best_val_loss"], rel=1e-4)

@@ -2,9 +2,10 @@
 
 :class:`CausalLMLoss` wraps a transformers causal LM: the decoder gives hidden states, and the lm_head and the
 cross-entropy run over ``chunk`` predicted positions at a time under activation checkpointing, so a step holds
-the logits of one chunk (``chunk x vocab`` floats) instead of ``micro-batch x seq_len x vocab`` twice (the
-lm_head's output and its float32 copy): at Llama-3's 128k (+ new tokens) vocabulary and 4 x 4096 tokens
-that is ~9 GB against ~0.5 GB. The wrapper returns the sum of the losses and the number of predicted tokens,
+the logits of one chunk (``chunk x vocab`` floats) instead of those of the whole micro-batch: the cross-entropy's
+backward peaks at about three float32 copies of the logits (log-probabilities, their gradient, the logits'
+gradient). Measured (``bench/head_memory.py``, 4,096 predicted tokens, 137k vocabulary): 6.4 GiB for an
+unchunked head and loss, 1.7 GiB in chunks of 1,024; at 4 x 4,096 tokens the unchunked peak would be ~27 GB. The wrapper returns the sum of the losses and the number of predicted tokens,
 so the trainer can normalise by the tokens of the whole step over every micro-batch and process. It is also
 the root module that FSDP2 shards last (embeddings, final norm and lm_head stay gathered for the whole step).
 """
@@ -27,7 +28,8 @@ def _chunk_loss(head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, sof
 
 
 class CausalLMLoss(nn.Module):
-    """``lm`` (a transformers causal LM) with a chunked next-token loss; forward gives (loss sum, predicted tokens)."""
+    """``lm`` (a transformers causal LM) with a chunked next-token loss; forward gives (loss sum, predicted tokens),
+    or without labels the logits (of every position: for inspection, not for training)."""
 
     def __init__(self, lm: nn.Module, chunk: int = 1024) -> None:
         super().__init__()
@@ -35,10 +37,14 @@ class CausalLMLoss(nn.Module):
         self.chunk = chunk
         self.softcap = getattr(lm.config, "final_logit_softcapping", None)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+        # use_cache=False: with a cache transformers would not derive the document mask from position_ids
         hidden = self.lm.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
                                        use_cache=False).last_hidden_state
+        if labels is None:
+            return self.lm.get_output_embeddings()(hidden)
         target = labels[:, 1:].reshape(-1)
         keep = target != IGNORE
         hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])[keep]  # predicted positions only

@@ -13,8 +13,10 @@ but FSDP2 neither shards nor casts buffers: every GPU would hold the whole froze
 never restored, so the same code serves a sharded model whose full state dict was gathered.
 
 Tied embeddings (one matrix for input and output) get one split whose parameters both modules share.
-The head's forward writes both halves of the logits into one buffer (no ``torch.cat``, which would hold
-the logits twice: gigabytes at a 137k vocabulary).
+The head's forward writes both halves of the logits into one buffer (no ``torch.cat``, which holds a second
+copy of the logits during the forward: gigabytes at a 137k vocabulary). The step's peak is the cross-entropy's
+backward (log-probabilities, their gradient and the logits' gradient), which the chunked loss of
+:mod:`vocab_expansion.training.loss` bounds (``bench/head_memory.py``).
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ class SplitHead(nn.Module):
         return torch.cat([self.old.detach(), self.new_rows.detach().to(self.old.dtype)])
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        kind = hidden.device.type
+        if torch.is_autocast_enabled(kind):  # the custom function's matmuls are not autocast: cast as linear would
+            hidden = hidden.to(torch.get_autocast_dtype(kind))
         return _SplitLinear.apply(hidden, self.old, self.new_rows, self.old_bias, self.new_bias)
 
 
