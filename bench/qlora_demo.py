@@ -4,8 +4,8 @@ into the original weights.
 On a finished demo run, the demo's ``stage7_qlora`` settings train from ``results/models/eeve_qlora/stage6``
 (``--steps`` steps, fp32, same seed) twice, once per ``qlora_merge``; the adapters are the same, so the two
 folders differ by the merge alone: ``original - dequantized = W - dequant(quant(W))`` for every adapted weight.
-Reported: the max and mean absolute logit difference over validation rows, against the max logit, and each
-merge's validation loss. Figures go to bench/results/qlora_demo.json. Not a test:
+Reported: the max and mean absolute logit difference over validation rows, against the max logit, how often
+the two agree on the most likely token, and each merged model's loss on those rows. Figures go to bench/results/qlora_demo.json. Not a test:
 
     .venv/bin/python bench/qlora_demo.py [--steps 10]
 """
@@ -54,7 +54,10 @@ def main() -> None:
             with torch.no_grad():
                 logits[merge] = model(input_ids=torch.as_tensor(batch["input_ids"]),
                                       position_ids=torch.as_tensor(batch["position_ids"]), use_cache=False).logits
-            out[f"val_loss_{merge}"] = summary["best_val_loss"]
+            labels = torch.as_tensor(batch["labels"])[:, 1:]
+            out[f"merged_val_loss_{merge}"] = float(torch.nn.functional.cross_entropy(
+                logits[merge][:, :-1].reshape(-1, logits[merge].shape[-1]), labels.reshape(-1), ignore_index=-100))
+            out[f"adapter_val_loss_{merge}"] = summary["best_val_loss"]  # the trained adapter model (same in both)
     diff = (logits["original"] - logits["dequantized"]).abs()
     out.update(max_abs_logit_diff=float(diff.max()), mean_abs_logit_diff=float(diff.mean()),
                max_abs_logit=float(logits["dequantized"].abs().max()),

@@ -137,7 +137,7 @@ def test_sharded_stage_folder_reloads_with_the_in_memory_logits(tiny, tmp_path):
     from vocab_expansion.training.trainer import parallelize
     from vocab_expansion.training.weights import gather_full_state, hf_state, save_checkpoint
 
-    model_dir, data_dir = tiny("qwen2")
+    model_dir, _ = tiny("qwen2")
     spec = _spec(("embed_new", "head_new"), "fsdp")
     ids = torch.as_tensor(load_file(str(model_dir / "model.safetensors"))["model.embed_tokens.weight"].shape[0]
                           - 1 - torch.arange(12)).reshape(2, 6)  # new tokens among them

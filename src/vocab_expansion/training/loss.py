@@ -5,9 +5,11 @@ cross-entropy run over ``chunk`` predicted positions at a time under activation 
 the logits of one chunk (``chunk x vocab`` floats) instead of those of the whole micro-batch: the cross-entropy's
 backward peaks at about three float32 copies of the logits (log-probabilities, their gradient, the logits'
 gradient). Measured (``bench/head_memory.py``, 4,096 predicted tokens, 137k vocabulary): 6.4 GiB for an
-unchunked head and loss, 1.7 GiB in chunks of 1,024; at 4 x 4,096 tokens the unchunked peak would be ~27 GB. The wrapper returns the sum of the losses and the number of predicted tokens,
-so the trainer can normalise by the tokens of the whole step over every micro-batch and process. It is also
-the root module that FSDP2 shards last (embeddings, final norm and lm_head stay gathered for the whole step).
+unchunked head and loss, 1.7 GiB in chunks of 1,024; at 4 x 4,096 tokens the unchunked peak would be ~27 GB.
+
+The wrapper returns the sum of the losses and the number of predicted tokens, so the trainer can normalise by
+the tokens of the whole step over every micro-batch and process. It is also the root module that FSDP2
+shards last (embeddings, final norm and lm_head stay gathered for the whole step).
 """
 
 from __future__ import annotations
