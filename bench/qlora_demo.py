@@ -5,7 +5,8 @@ On a finished demo run, the demo's ``stage7_qlora`` settings train from ``result
 (``--steps`` steps, fp32, same seed) twice, once per ``qlora_merge``; the adapters are the same, so the two
 folders differ by the merge alone: ``original - dequantized = W - dequant(quant(W))`` for every adapted weight.
 Reported: the max and mean absolute logit difference over validation rows, against the max logit, how often
-the two agree on the most likely token, and each merged model's loss on those rows. Figures go to bench/results/qlora_demo.json. Not a test:
+the two agree on the most likely token, and each merged model's loss on those rows. Figures go to
+bench/results/qlora_demo.json. Not a test:
 
     .venv/bin/python bench/qlora_demo.py [--steps 10]
 """
