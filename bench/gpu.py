@@ -45,6 +45,7 @@ from vocab_expansion.training.dist import process_group  # noqa: E402
 from vocab_expansion.training.loss import CausalLMLoss  # noqa: E402
 from vocab_expansion.training.stages import StageSpec  # noqa: E402
 from vocab_expansion.training.trainable import build_stage_model  # noqa: E402
+from vocab_expansion.training.weights import allocate  # noqa: E402
 
 STAGES = {"stage1": ("embed_new",), "stage2": ("head_new",), "full": ("all",)}
 PARTS = ("parameters", "gradients", "optimizer", "buffers", "activations")
@@ -77,12 +78,8 @@ def build(config, old: int, stage: str):
 
 @torch.no_grad()
 def allocate_random(module: torch.nn.Module, device: torch.device) -> None:
-    """``weights.fill_from_checkpoint`` without a checkpoint (and untied embeddings only): random weights."""
-    assert len(list(module.parameters())) == len(list(module.named_parameters(remove_duplicate=False))), "tied"
-    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}  # rotary tables, computed at build
-    module.to_empty(device=device)
-    for n, b in module.named_buffers():
-        b.copy_(buffers[n])
+    """``weights.fill_from_checkpoint`` without a checkpoint: the same allocation, random weights."""
+    allocate(module, device)
     gen = torch.Generator(device).manual_seed(0)
     for p in module.parameters():
         p.normal_(0.0, 0.02, generator=gen) if p.ndim >= 2 else p.fill_(1.0)

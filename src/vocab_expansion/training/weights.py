@@ -76,12 +76,10 @@ def _local_rows(p: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def fill_from_checkpoint(sm: StageModel, module: nn.Module, device: torch.device) -> None:
-    """Allocate ``module`` (holding ``sm.model``; meta parameters, maybe FSDP-sharded) on ``device`` and read
-    every parameter from ``sm.model_dir``."""
-    from torch.distributed.tensor import DTensor
-
-    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}  # computed at construction, not stored
+def allocate(module: nn.Module, device: torch.device) -> None:
+    """Give ``module``'s meta parameters (maybe FSDP-sharded) uninitialised storage on ``device``, keeping its
+    buffers (rotary tables, computed at construction, never stored) and its tied parameters tied."""
+    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
     shared = _shared_parameters(module)
     module.to_empty(device=device)
     for places in shared:  # to_empty gives every module its own new tensor: tie them again
@@ -90,6 +88,15 @@ def fill_from_checkpoint(sm: StageModel, module: nn.Module, device: torch.device
             mod._parameters[attr] = first_mod._parameters[first_attr]
     for n, b in module.named_buffers():
         b.copy_(buffers[n])
+
+
+@torch.no_grad()
+def fill_from_checkpoint(sm: StageModel, module: nn.Module, device: torch.device) -> None:
+    """Allocate ``module`` (holding ``sm.model``; meta parameters, maybe FSDP-sharded) on ``device`` and read
+    every parameter from ``sm.model_dir``."""
+    from torch.distributed.tensor import DTensor
+
+    allocate(module, device)
     reader = SafetensorsReader(sm.model_dir)
     prefix = _prefix(module, sm.model)
     for name, p in module.named_parameters():
