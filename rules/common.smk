@@ -10,6 +10,7 @@ from vocab_expansion.corpus.ingest import Source
 from vocab_expansion.errors import InputError
 from vocab_expansion.eval import checkpoints as ckpts
 from vocab_expansion.training.sft import sft_variants
+from vocab_expansion.training.tokens import SUFFIXES as TOKEN_SUFFIXES
 from vocab_expansion.training.variants import Variants
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -168,6 +169,20 @@ def pack_model_param(wildcards):
 def pack_model_input(wildcards):
     """The packing model as an input file (nothing for a hub id)."""
     return "results/models/expanded" if wildcards.tokenizer == "expanded" else base_model_input()
+
+
+def pack_token_files(wildcards):
+    """The token files of every shard, in shard order, for the job's tokenizer."""
+    return expand("results/training/tokens/{tokenizer}/{shard}{ext}", tokenizer=wildcards.tokenizer,
+                  shard=corpus_shards(), ext=TOKEN_SUFFIXES)
+
+
+def pack_replay_files(wildcards):
+    """The English replay token files, when replay is on."""
+    if not english_replay_input():
+        return []
+    return expand("results/training/tokens/{tokenizer}/replay/english{ext}", tokenizer=wildcards.tokenizer,
+                  ext=TOKEN_SUFFIXES)
 
 
 def _stage_n(wildcards):

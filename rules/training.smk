@@ -2,11 +2,58 @@
 # A stage's folder belongs to the first variant whose chain starts the same way (shared stages run once).
 
 
+rule pack_tokenize:
+    input:
+        shard="results/corpus/filtered/{shard}.parquet",
+        model=pack_model_input,
+    output:
+        multiext("results/training/tokens/{tokenizer}/{shard}", *TOKEN_SUFFIXES),
+    params:
+        model=pack_model_param,
+        prefix="results/training/tokens/{tokenizer}/{shard}",
+        seed=config["seed"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/pack_tokenize/{tokenizer}/{shard}.log",
+    benchmark:
+        "logs/training/pack_tokenize/{tokenizer}/{shard}.benchmark.tsv"
+    threads: config["training"]["pack_resources"]["cpus"]
+    resources:
+        **rule_resources(config["training"]["pack_resources"]),
+    script:
+        "../scripts/training_tokenize.py"
+
+
+rule pack_tokenize_english:
+    input:
+        text=config["training"]["data"]["english"] or [],
+        model=pack_model_input,
+    output:
+        multiext("results/training/tokens/{tokenizer}/replay/english", *TOKEN_SUFFIXES),
+    params:
+        model=pack_model_param,
+        prefix="results/training/tokens/{tokenizer}/replay/english",
+        field=config["training"]["data"]["english_field"],
+        seed=config["seed"],
+    conda:
+        "../envs/model.yaml"
+    log:
+        "logs/training/pack_tokenize/{tokenizer}/replay_english.log",
+    benchmark:
+        "logs/training/pack_tokenize/{tokenizer}/replay_english.benchmark.tsv"
+    threads: config["training"]["pack_resources"]["cpus"]
+    resources:
+        **rule_resources(config["training"]["pack_resources"]),
+    script:
+        "../scripts/training_tokenize.py"
+
+
 rule pack_data:
     input:
-        shards=per_shard("results/corpus/filtered/{shard}.parquet"),
+        shards=pack_token_files,
+        english=pack_replay_files,
         model=pack_model_input,
-        english=english_replay_input(),
     output:
         directory("results/training/data/{tokenizer}"),
     params:
@@ -17,7 +64,8 @@ rule pack_data:
         "../envs/model.yaml"
     log:
         "logs/training/pack_data/{tokenizer}.log",
-    threads: config["training"]["pack_resources"]["cpus"]
+    benchmark:
+        "logs/training/pack_data/{tokenizer}.benchmark.tsv"
     resources:
         **rule_resources(config["training"]["pack_resources"]),
     script:

@@ -1,10 +1,13 @@
-"""Snakemake entry point: tokenize the filtered shards (and English replay text) and pack them."""
+"""Snakemake entry point: index the token files of every shard (and the English replay) into packed data."""
 from vocab_expansion.logs import log_to
 from vocab_expansion.training.pack import PackConfig
 from vocab_expansion.training.steps import run_pack
 
+SUFFIX = ".docs.npy"
+
 with log_to(snakemake.log[0]):
     data = dict(snakemake.params.data)
-    english, field = data.pop("english"), data.pop("english_field")
-    run_pack(list(snakemake.input.shards), snakemake.params.model, snakemake.output[0],
-             PackConfig(**data, seed=snakemake.params.seed), english, field)
+    data.pop("english"), data.pop("english_field")
+    prefixes = lambda files: [f.removesuffix(SUFFIX) for f in files if f.endswith(SUFFIX)]  # noqa: E731
+    run_pack(prefixes(snakemake.input.shards), snakemake.params.model, snakemake.output[0],
+             PackConfig(**data, seed=snakemake.params.seed), prefixes(snakemake.input.english))

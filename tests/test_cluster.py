@@ -104,4 +104,6 @@ def test_model_tokenizer_and_pack_rules_ask_for_their_config_groups(tmp_path):
     for rule in ("tokenizer_intermediate", "tokenizer_select", "tokenizer_merge", "tokenizer_report"):
         got = [res[rule][k] for k in ("mem_mb", "runtime", "slurm_partition", "threads")]
         assert got == ["5000", "30", "", "2"], rule
-    assert [res["pack_data"][k] for k in ("mem_mb", "runtime", "threads")] == ["12000", "45", "1"]
+    # the per-shard tokenize jobs (here the English replay one: shards are known after ingest) and the index
+    for rule in ("pack_tokenize_english", "pack_data"):
+        assert [res[rule][k] for k in ("mem_mb", "runtime", "threads")] == ["12000", "45", "1"], rule

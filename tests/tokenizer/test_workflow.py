@@ -48,5 +48,6 @@ def test_editing_curation_reruns_only_merge_and_after(demo_run):
         deny.write_text(original, encoding="utf-8")
         os.utime(deny, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     # the merge and everything built on the merged tokenizer; the CPT-only baseline (base tokenizer) stays
-    assert jobs == {"all": 1, "tokenizer_merge": 1, "tokenizer_report": 1, "expand_model": 1, "pack_data": 1,
+    assert jobs == {"all": 1, "tokenizer_merge": 1, "tokenizer_report": 1, "expand_model": 1, "pack_tokenize": 4,
+                    "pack_tokenize_english": 1, "pack_data": 1,
                     "train_stage": 11, "plot_training": 3, "tokenization_view": 1, **AFTER_EEVE}, jobs

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.conftest import nsmc_texts
@@ -15,7 +14,8 @@ from vocab_expansion.fileio import write_json
 from vocab_expansion.model.expand import ExpandConfig, decompose, expand_embeddings
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.merge import plan_merge, save_merged
-from vocab_expansion.training.pack import PackConfig, build
+from vocab_expansion.training.pack import PackConfig, write_packed
+from vocab_expansion.training.tokens import write_tokens
 
 WORDS = [" 영화", " 영화를", " 재밌다", " 정말", " 너무", " 진짜", " 최고", " 연기", " 스토리", " 배우", "ㅋㅋ",
          " 감동", " 보고", " 좋은", " 평점", " 이런", " 없다", " 재미", " 생각", " 그냥"]
@@ -43,13 +43,13 @@ def _build(family: str, shared: Path, root: Path) -> tuple[Path, Path]:
     target = [(f"ko{i}", tok(t, add_special_tokens=False)["input_ids"]) for i, t in enumerate(texts)]
     english = [(f"en{i}", tok(t, add_special_tokens=False)["input_ids"]) for i, t in enumerate(ENGLISH * 20)]
     eos = tok.eos_token_id if tok.eos_token_id is not None else 0
-    train, val, _ = build(target, english, info["old_vocab"], eos,
-                          PackConfig(seq_len=SEQ_LEN, val_fraction=0.05, english_replay=0.1, seed=0))
+    tokens = root / family / "tokens"
+    write_tokens(tokens / "ko", target, len(tok), info["old_vocab"], seed=0)
+    write_tokens(tokens / "en", english, len(tok), info["old_vocab"], seed=0)
     data_dir = root / family / "data"
-    data_dir.mkdir(parents=True)
-    np.save(data_dir / "train.npy", train)
-    np.save(data_dir / "val.npy", val)
-    np.save(data_dir / "val_bytes.npy", np.full(len(val), 4 * SEQ_LEN, dtype=np.int64))
+    write_packed(data_dir, [str(tokens / "ko")], [str(tokens / "en")],
+                 PackConfig(seq_len=SEQ_LEN, val_fraction=0.05, english_replay=0.1, seed=0), eos, None,
+                 info["old_vocab"], decode=lambda rows: tok.batch_decode(rows, skip_special_tokens=True))
     return model_dir, data_dir
 
 

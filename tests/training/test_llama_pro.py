@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -12,14 +13,13 @@ from transformers import AutoModelForCausalLM
 from tests.families import FAMILIES
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.llama_pro import expand_blocks
+from vocab_expansion.training.pack import open_split
 from vocab_expansion.training.stages import StageSpec
 from vocab_expansion.training.trainer import RunConfig, train_stage
 
 
 def _ids(data_dir) -> torch.Tensor:
-    import numpy as np
-
-    return torch.as_tensor(np.load(data_dir / "val.npy")[:2].astype(np.int64))
+    return torch.as_tensor(open_split(data_dir, "val")[:2].astype(np.int64))
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -19,8 +17,9 @@ from tests.conftest import nsmc_texts
 from vocab_expansion.training.data import IGNORE, PackedData, document_starts, positions
 from vocab_expansion.training.dist import process_group
 from vocab_expansion.training.loss import CausalLMLoss
-from vocab_expansion.training.pack import pack
+from vocab_expansion.training.pack import PackConfig, write_packed
 from vocab_expansion.training.stages import StageSpec
+from vocab_expansion.training.tokens import write_tokens
 from vocab_expansion.training.trainer import accumulate
 
 
@@ -40,13 +39,13 @@ def test_packed_document_logits_equal_the_document_alone(tiny, shared, family, t
     bos = tok.bos_token_id if tok.bos_token_id not in (None, tok.eos_token_id) else None
     docs = [tok(t, add_special_tokens=False)["input_ids"][:20] for t in nsmc_texts(shared, 3)]
     width = sum(len(d) for d in docs) + len(docs) * (2 if bos is not None else 1)
-    row = pack(docs, seq_len=width, eos_id=tok.eos_token_id, bos_id=bos)
+    write_tokens(tmp_path / "docs", [(f"d{k}", d) for k, d in enumerate(docs)], len(tok), len(tok), seed=0)
+    write_packed(tmp_path / "data", [str(tmp_path / "docs")], [], PackConfig(seq_len=width, val_fraction=0.0),
+                 tok.eos_token_id, bos, len(tok))
+    data = PackedData.load(tmp_path / "data")
+    row = data.train[:]
     assert row.shape[0] == 1
-    np.save(tmp_path / "train.npy", row)
-    np.save(tmp_path / "val.npy", row)
-    start = {"bos": bos} if bos is not None else {"after_eos": tok.eos_token_id}
-    (tmp_path / "info.json").write_text(json.dumps({"doc_start": start}))
-    batch = PackedData.load(tmp_path).batch("train", np.array([0]))
+    batch = data.batch("train", np.array([0]))
     starts = np.flatnonzero(batch["position_ids"][0] == 0)
     assert len(starts) == len(docs)
     if bos is not None:

@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM
 from tests.families import FAMILIES
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training import qlora
+from vocab_expansion.training.pack import open_split
 from vocab_expansion.training.qlora import merged_state_dict, quantized_linear_count
 from vocab_expansion.training.stages import LoraSpec, StageSpec
 from vocab_expansion.training.trainable import load_qlora_model
@@ -51,7 +52,7 @@ def _n_old(model_dir) -> int:
 
 def _ids(model_dir, data_dir, n: int = 4) -> torch.Tensor:
     """The ``n`` training rows with the most new tokens."""
-    rows = np.load(data_dir / "train.npy").astype(np.int64)
+    rows = open_split(data_dir, "train")[:].astype(np.int64)
     most = np.argsort(-(rows >= _n_old(model_dir)).sum(axis=1), kind="stable")[:n]
     return torch.as_tensor(rows[np.sort(most)])
 

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from tests.families import FAMILIES
 from vocab_expansion.training.data import step_rows
+from vocab_expansion.training.pack import open_split
 from vocab_expansion.training.stages import StageSpec
 from vocab_expansion.training.trainer import RunConfig, stage_seed, train_stage
 
@@ -79,7 +80,7 @@ def test_stage_freezes_exactly(tiny, family, stage, tmp_path):
     emb, head = _names(before)
     n_old = json.loads((model_dir / "expansion.json").read_text())["old_vocab"]
     # new tokens in the rows the stage read get input-row gradients; every new lm_head row gets one
-    train = np.load(data_dir / "train.npy")
+    train = open_split(data_dir, "train")
     rows = np.concatenate([step_rows(s, 4, len(train), stage_seed(0, f"stage{stage}")) for s in range(3)])
     seen_new = np.unique(train[rows][:, :-1]).astype(np.int64)  # the last token of a row is only a label
     seen_new = seen_new[seen_new >= n_old]

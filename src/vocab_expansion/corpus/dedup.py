@@ -182,6 +182,16 @@ def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: s
     write_table(pa.table({"a": pa.array(pairs[:, 0]), "b": pa.array(pairs[:, 1])}), out_path)
 
 
+def _similarity(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Estimated Jaccard (share of equal MinHash values) of the row pairs ``(ia[k], ib[k])``, a chunk of pairs
+    at a time: gathering both signatures of every pair at once would take ``2 * num_perm * 4`` bytes a pair."""
+    out = np.empty(len(ia), dtype=np.float64)
+    for lo in range(0, len(ia), chunk):
+        hi = lo + chunk
+        out[lo:hi] = (sig[ia[lo:hi]] == sig[ib[lo:hi]]).mean(axis=1)
+    return out
+
+
 def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out_path: str, summary_path: str,
              cfg: DedupConfig) -> dict[str, Any]:
     """Verify candidate pairs on their signatures, cluster them, and list the documents to drop."""
@@ -212,7 +222,7 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
         exact[sel], chars[sel] = t.column("exact").to_numpy(), t.column("chars").to_numpy()
         ids[sel] = t.column("id").to_pylist()
     ia, ib = inverse[: len(a)], inverse[len(a):]
-    sim = (sig[ia] == sig[ib]).mean(axis=1) if len(a) else np.empty(0)
+    sim = _similarity(sig, ia, ib)
     is_exact = exact[ia] == exact[ib]
     ok = is_exact | (sim >= cfg.threshold)
     n = len(nodes)
@@ -232,7 +242,7 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
         "id": pa.array(ids[drop].tolist(), pa.string()),
         "kept_id": pa.array(ids[r].tolist(), pa.string()),
         "kept_shard": pa.array([names[i] for i in shard_of[r]], pa.string()),
-        "similarity": pa.array((sig[drop] == sig[r]).mean(axis=1) if len(drop) else np.empty(0)),
+        "similarity": pa.array(_similarity(sig, drop, r)),
         "exact": pa.array(exact[drop] == exact[r]),
     })
     out = out.sort_by([("shard", "ascending"), ("row", "ascending")])

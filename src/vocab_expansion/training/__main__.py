@@ -1,8 +1,8 @@
 """Command line for the training stage: ``python -m vocab_expansion.training STEP ...``.
 
-``pack``, ``stage``, ``sft-data`` and ``sft`` take their knobs from the workflow config (``--config``), like the rules;
-``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process launch runs in each process; ``plan``
-prints the memory plan of every stage (:mod:`vocab_expansion.training.plan`).
+``tokenize``, ``pack``, ``stage``, ``sft-data`` and ``sft`` take their knobs from the workflow config
+(``--config``), like the rules; ``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process
+launch runs in each process; ``plan`` prints the memory plan of every stage (:mod:`vocab_expansion.training.plan`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vocab_expansion.training", description=__doc__)
     ap.add_argument("--config", default="config.yaml")
     sub = ap.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("pack", help="tokenize and pack the filtered shards")
+    p = sub.add_parser("tokenize", help="encode one filtered shard (or a jsonl text) into token files")
+    p.add_argument("source", help="a filtered shard (parquet), or a jsonl file with --text-field")
+    p.add_argument("model_dir", help="the model folder whose tokenizer to use")
+    p.add_argument("prefix", help="writes PREFIX.tokens.npy, PREFIX.docs.npy, PREFIX.json")
+    p.add_argument("--text-field", help="the text field of a jsonl source")
+    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("pack", help="index the token files of every shard into packed data")
     p.add_argument("model_dir", help="the model folder whose tokenizer to use")
     p.add_argument("out_dir")
-    p.add_argument("shards", nargs="+")
+    p.add_argument("prefixes", nargs="+", help="token file prefixes of the shards, in order")
+    p.add_argument("--english", action="append", default=[], help="token file prefix of English replay text")
     p = sub.add_parser("stage", help="train one stage")
     p.add_argument("model_dir")
     p.add_argument("data_dir")
@@ -57,17 +64,19 @@ def run(a: argparse.Namespace) -> None:
     """Dispatch one parsed command."""
     from vocab_expansion.training.pack import PackConfig
     from vocab_expansion.training.stages import StageSpec
-    from vocab_expansion.training.steps import run_pack
+    from vocab_expansion.training.steps import run_pack, run_tokenize
     from vocab_expansion.training.trainer import RunConfig, train_stage
     from vocab_expansion.training.variants import Variants
 
     if a.step in ("sft-data", "sft"):
         _sft(a)
+    elif a.step == "tokenize":
+        run_tokenize(a.source, a.model_dir, a.prefix, configlib.load(a.config)["seed"], a.threads, a.text_field)
     elif a.step == "pack":
         cfg = configlib.load(a.config)
         data = dict(cfg["training"]["data"])
-        english, field = data.pop("english", None), data.pop("english_field", "text")
-        run_pack(a.shards, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), english, field)
+        data.pop("english", None), data.pop("english_field", None)
+        run_pack(a.prefixes, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), a.english)
     elif a.step == "plan":
         from vocab_expansion.training.plan import load_config, report_markdown, run_plan, write_plan
 

@@ -2,8 +2,9 @@
 
 Two kinds of data folder feed the one trainer, each through :meth:`batch` (model inputs of some rows):
 
-* packed (continued pretraining): ``train.npy`` and ``val.npy`` (uint32, one fixed-length sequence a row),
-  ``val_bytes.npy`` (the UTF-8 bytes each validation row's predicted tokens decode to, for bits per byte)
+* packed (continued pretraining): the index of :func:`pack.write_packed` over per-shard token files
+  (fixed-length rows cut on demand, :class:`pack.PackedRows`), ``val_bytes.npy`` (the UTF-8 bytes each
+  validation row's predicted tokens decode to, for bits per byte)
   and ``info.json``, which names how documents start (``doc_start``: a BOS id, or the position after an
   EOS id). Each batch carries position ids that restart at every document start (transformers then keeps
   attention inside each document: a block-diagonal causal mask with sdpa/eager, varlen with
@@ -28,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion.training.pack import PackedRows, open_split
 
 IGNORE = -100  # the label of a position the loss skips (transformers' convention)
 
@@ -60,10 +62,10 @@ def load_data(data_dir: str | Path) -> TrainData:
 
 @dataclass(frozen=True)
 class PackedData:
-    """Train and validation sequences of one data folder (memory-mapped)."""
+    """Train and validation sequences of one data folder (cut on demand from memory-mapped token files)."""
 
-    train: np.ndarray
-    val: np.ndarray
+    train: PackedRows | np.ndarray
+    val: PackedRows | np.ndarray
     val_bytes_per_row: np.ndarray | None
     bos_id: int | None = None  # documents start with this id ...
     eos_id: int | None = None  # ... or right after this one (None and None: rows are single documents)
@@ -72,16 +74,11 @@ class PackedData:
     def load(cls, data_dir: str | Path) -> PackedData:
         """Open ``data_dir`` (an error naming the missing file if it is incomplete)."""
         d = Path(data_dir)
-        for name in ("train.npy", "val.npy"):
-            if not (d / name).exists():
-                raise InputError(f"{d / name}: missing; the pack step writes it")
-        train = np.load(d / "train.npy", mmap_mode="r")
-        val = np.load(d / "val.npy", mmap_mode="r")
-        vb = np.load(d / "val_bytes.npy") if (d / "val_bytes.npy").exists() else None
+        train, val = open_split(d, "train"), open_split(d, "val")
         if len(train) == 0:
-            raise InputError(f"{d / 'train.npy'}: no training sequences (too little text for seq_len?)")
-        info = json.loads((d / "info.json").read_text()) if (d / "info.json").exists() else {}
-        start = info.get("doc_start") or {}
+            raise InputError(f"{d}: no training sequences (too little text for seq_len?)")
+        vb = np.load(d / "val_bytes.npy") if (d / "val_bytes.npy").exists() else None
+        start = json.loads((d / "info.json").read_text(encoding="utf-8"))["doc_start"]
         return cls(train, val, vb, start.get("bos"), start.get("after_eos"))
 
     @property

@@ -11,17 +11,29 @@
   its EOS) and ends with EOS; they are joined and cut into ``seq_len`` tokens (the last partial sequence is
   dropped). The trainer restarts position ids at every document start and keeps attention inside each
   document (:mod:`vocab_expansion.training.data`), so packing changes no document's logits.
+
+At corpus scale nothing here holds token ids: each shard's ids sit in its token files (:mod:`tokens`), the
+decisions above are array operations on the per-document tables (:func:`plan_index`), and the folder holds
+only the index (:func:`write_packed`): per split, the documents in packing order and where each ends in
+the joined stream. :class:`PackedRows` cuts row ``r`` out of the memory-mapped token files on demand, so
+a 10B-token corpus needs a few hundred MB of index, not the 400 GB its ids take as Python lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import xxhash
 
-from vocab_expansion.errors import ConfigError
+from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion.fileio import atomic_path, write_json
+from vocab_expansion.training.tokens import DOC_DTYPE, read_token_docs, split_key
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,7 @@ class PackConfig:
 
 def is_validation(doc_id: str, fraction: float, seed: int) -> bool:
     """Whether a document belongs to the validation split (seeded hash of its id)."""
-    return xxhash.xxh3_64_intdigest(f"{seed}:val:{doc_id}".encode()) < fraction * 2**64
+    return split_key(doc_id, seed) < fraction * 2**64
 
 
 def new_token_share(ids: Sequence[int], first_new_id: int) -> float:
@@ -61,39 +73,202 @@ def pack(docs: Sequence[Sequence[int]], seq_len: int, eos_id: int, bos_id: int |
     return np.asarray(flat[: n * seq_len], dtype=np.uint32).reshape(n, seq_len)
 
 
-def build(target: Sequence[tuple[str, Sequence[int]]], english: Sequence[tuple[str, Sequence[int]]],
-          first_new_id: int, eos_id: int, cfg: PackConfig, bos_id: int | None = None
-          ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Train and validation sequences from (id, token ids) documents of the target language and English.
+def val_threshold(fraction: float) -> int:
+    """The integer hash bound of the split: ``key < val_threshold(f)`` exactly when ``key < f * 2**64``."""
+    return math.ceil(fraction * 2**64)  # f * 2**64 is exact in floating point, its ceiling exact in int
 
-    ``bos_id`` (None: the tokenizer has no BOS, or its BOS is its EOS) starts every document.
+
+@dataclass(frozen=True)
+class Index:
+    """Which documents make up each split, in packing order (global document numbers: the target shards'
+    documents in shard order, then the English replay documents)."""
+
+    train: np.ndarray  # int64 document numbers, repeats included, shuffled
+    val: np.ndarray  # int64 document numbers, in corpus order
+    info: dict[str, Any]
+
+
+def plan_index(target: np.ndarray, english: np.ndarray, cfg: PackConfig, extra: int) -> Index:
+    """The split, oversampling, English replay and shuffle of :mod:`pack`, as operations on document tables
+    (:data:`tokens.DOC_DTYPE` records; ``extra`` separator ids per document: 1, or 2 with a BOS).
+
+    Reads a few bytes per document, never a token, and draws from the seeded generator exactly as the
+    in-memory packer did, so it picks the same documents in the same order.
     """
     rng = np.random.default_rng(cfg.seed)
-    train, val = [], []
-    repeated = 0
-    for doc_id, ids in target:
-        if is_validation(doc_id, cfg.val_fraction, cfg.seed):
-            val.append(ids)
-            continue
-        copies = 1 + (cfg.oversample if new_token_share(ids, first_new_id) >= cfg.dense_share else 0)
-        repeated += copies - 1
-        train.extend([ids] * copies)
-    extra = 1 if bos_id is None else 2  # separator ids per document
-    target_tokens = sum(len(d) + extra for d in train)
+    is_val = target["key"] < np.uint64(val_threshold(cfg.val_fraction))
+    val = np.flatnonzero(is_val)
+    kept = np.flatnonzero(~is_val)
+    length = target["length"][kept].astype(np.float64)
+    dense = target["new"][kept].astype(np.float64) / length >= cfg.dense_share
+    copies = 1 + cfg.oversample * dense.astype(np.int64)
+    train = np.repeat(kept, copies)
+    target_tokens = int((target["length"][train].astype(np.int64) + extra).sum())
+    replay = np.zeros(0, dtype=np.int64)
     replay_tokens = 0
-    if cfg.english_replay > 0 and english:
+    if cfg.english_replay > 0 and len(english):
         want = cfg.english_replay / (1 - cfg.english_replay) * target_tokens
-        for k in rng.permutation(len(english)):
-            if replay_tokens >= want:
-                break
-            train.append(english[k][1])
-            replay_tokens += len(english[k][1]) + extra
-    order = rng.permutation(len(train))
-    train_seq = pack([train[k] for k in order], cfg.seq_len, eos_id, bos_id)
-    val_seq = pack(val, cfg.seq_len, eos_id, bos_id)
-    info = {"train_sequences": len(train_seq), "val_sequences": len(val_seq),
-            "train_documents": len(train), "val_documents": len(val), "repeated_documents": repeated,
+        perm = rng.permutation(len(english))
+        cum = np.cumsum(english["length"][perm].astype(np.int64) + extra)
+        before = np.concatenate([[0], cum[:-1]])
+        take = int(np.searchsorted(before, want, side="left"))  # documents taken while the total is below want
+        replay = len(target) + perm[:take]
+        replay_tokens = int(cum[take - 1]) if take else 0
+    train = np.concatenate([train, replay]).astype(np.int64)
+    train = train[rng.permutation(len(train))]
+    info = {"train_documents": len(train), "val_documents": len(val),
+            "repeated_documents": int(copies.sum() - len(kept)),
             "english_replay_tokens": replay_tokens, "target_tokens": target_tokens,
-            "replay_share": replay_tokens / max(replay_tokens + target_tokens, 1),
-            "new_token_share_train": float(np.mean(train_seq >= first_new_id)) if len(train_seq) else 0.0}
-    return train_seq, val_seq, info
+            "replay_share": replay_tokens / max(replay_tokens + target_tokens, 1)}
+    return Index(train, val.astype(np.int64), info)
+
+
+class PackedRows:
+    """Fixed-length rows of a packed split, cut on demand from the token files (memory-mapped).
+
+    The split is its documents in order, each as ``[bos] + ids + [eos]``, joined end to end; row ``r`` is
+    tokens ``[r * seq_len, (r + 1) * seq_len)`` of that stream, the incomplete tail dropped. ``ends`` holds
+    the stream position where each document ends, so finding a row's documents is a binary search.
+    """
+
+    def __init__(self, tokens: Sequence[np.ndarray], source_starts: np.ndarray, doc_start: np.ndarray,
+                 doc_length: np.ndarray, order: np.ndarray, ends: np.ndarray, seq_len: int, eos_id: int,
+                 bos_id: int | None) -> None:
+        self.tokens, self.source_starts = tokens, source_starts
+        self.doc_start, self.doc_length, self.order, self.ends = doc_start, doc_length, order, ends
+        self.seq_len, self.eos_id, self.bos_id = seq_len, eos_id, bos_id
+        self.head = 0 if bos_id is None else 1
+        self.total = int(ends[-1]) if len(ends) else 0
+        self.shape = (self.total // seq_len, seq_len)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows as a ``uint32`` array (one row for an int, a 2-D array otherwise)."""
+        if isinstance(rows, (int, np.integer)):
+            return self[[int(rows)]][0]
+        picked = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+        if picked.size and (picked.min() < -len(self) or picked.max() >= len(self)):
+            raise IndexError(f"row out of range (0..{len(self) - 1})")
+        picked = picked % max(len(self), 1)
+        out = np.empty((len(picked), self.seq_len), dtype=np.uint32)
+        for j, r in enumerate(picked):
+            out[j] = self.stream(int(r) * self.seq_len, (int(r) + 1) * self.seq_len)
+        return out
+
+    def stream(self, lo: int, hi: int) -> np.ndarray:
+        """Tokens ``[lo, hi)`` of the joined stream (reads only the documents it covers)."""
+        parts = []
+        k = int(np.searchsorted(self.ends, lo, side="right"))
+        while lo < hi and k < len(self.order):
+            d = int(self.order[k])
+            n = int(self.doc_length[d])
+            seg_lo = int(self.ends[k]) - n - self.head - 1
+            a, b = lo - seg_lo, min(hi, int(self.ends[k])) - seg_lo  # the wanted part, in segment coordinates
+            if a == 0 and self.head:
+                parts.append(np.array([self.bos_id], dtype=np.uint32))
+            i0, i1 = max(a - self.head, 0), min(b - self.head, n)
+            if i1 > i0:
+                parts.append(self._doc_tokens(d, i0, i1))
+            if b == n + self.head + 1:
+                parts.append(np.array([self.eos_id], dtype=np.uint32))
+            lo = seg_lo + b
+            k += 1
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+
+    def _doc_tokens(self, d: int, i0: int, i1: int) -> np.ndarray:
+        g = int(self.doc_start[d])
+        s = int(np.searchsorted(self.source_starts, g, side="right")) - 1
+        local = g - int(self.source_starts[s])
+        return np.asarray(self.tokens[s][local + i0:local + i1], dtype=np.uint32)
+
+
+INDEX_DTYPE = np.dtype([("start", "<i8"), ("length", "<u4")])
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, arr)
+
+
+def _tables(prefixes: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    files = [read_token_docs(p) for p in prefixes]
+    tables = [t for _, t in files]
+    tokens = [len(ids) for ids, _ in files]
+    for p, t, n in zip(prefixes, tables, tokens, strict=True):
+        if int(t["length"].astype(np.int64).sum()) != n:
+            raise InputError(f"{p}.docs.npy: document lengths do not add up to {p}.tokens.npy ({n} tokens)")
+    return (np.concatenate(tables) if tables else np.zeros(0, DOC_DTYPE)), tokens
+
+
+def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[str], cfg: PackConfig, eos_id: int,
+                 bos_id: int | None, first_new_id: int,
+                 decode: Callable[[list[list[int]]], list[str]] | None = None,
+                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the packed data folder of the token files under the ``target`` and ``english`` prefixes.
+
+    Only document tables and index arrays are held in memory (about 40 bytes a document); the validation
+    rows are decoded a chunk at a time for their byte counts (``decode``: ids -> texts, skipping special
+    tokens; None writes no ``val_bytes.npy``); ``meta`` goes into ``info.json`` as it is. Every file but
+    ``sources.json`` (which names the token files) depends only on the documents, not on their sharding.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_docs, t_tokens = _tables(target)
+    e_docs, e_tokens = _tables(english)
+    extra = 1 if bos_id is None else 2
+    index = plan_index(t_docs, e_docs, cfg, extra)
+    length = np.concatenate([t_docs["length"], e_docs["length"]]).astype(np.int64)
+    docs = np.zeros(len(length), dtype=INDEX_DTYPE)
+    docs["length"] = length
+    docs["start"] = np.cumsum(length) - length  # token files follow each other, documents inside each
+    _save(out / "docs.npy", docs)
+    for split in ("train", "val"):
+        order = getattr(index, split)
+        _save(out / f"{split}_docs.npy", order)
+        _save(out / f"{split}_ends.npy", np.cumsum(length[order] + extra))
+    rel = lambda p: os.path.relpath(f"{p}.tokens.npy", out)  # noqa: E731 - the folder moves with its token files
+    write_json(out / "sources.json", {
+        "target": [{"tokens": rel(p), "count": n} for p, n in zip(target, t_tokens, strict=True)],
+        "english": [{"tokens": rel(p), "count": n} for p, n in zip(english, e_tokens, strict=True)]})
+    info = {**(meta or {}), **index.info, "kind": "packed", "seq_len": cfg.seq_len, "first_new_id": first_new_id,
+            "eos_id": eos_id,
+            "doc_start": {"bos": bos_id} if bos_id is not None else {"after_eos": eos_id}}
+    write_json(out / "info.json", info)  # open_split reads it; completed below
+    train, val = open_split(out, "train"), open_split(out, "val")
+    new = np.concatenate([t_docs["new"], e_docs["new"]]).astype(np.int64)
+    tail = train.stream(len(train) * cfg.seq_len, train.total)
+    new_train = int(new[index.train].sum()) - int(np.count_nonzero(tail >= first_new_id))
+    info.update(train_sequences=len(train), val_sequences=len(val),
+                new_token_share_train=new_train / (len(train) * cfg.seq_len) if len(train) else 0.0)
+    if decode is not None:
+        val_bytes = np.zeros(len(val), dtype=np.int64)
+        for lo in range(0, len(val), 1024):
+            rows = val[lo:lo + 1024]
+            # bytes of the predicted text: a row's first token is never a label, separators are not text
+            val_bytes[lo:lo + len(rows)] = [len(t.encode("utf-8")) for t in decode([r[1:].tolist() for r in rows])]
+        _save(out / "val_bytes.npy", val_bytes)
+        info["val_bytes"] = int(val_bytes.sum())
+    write_json(out / "info.json", info)
+    return info
+
+
+def open_split(data_dir: str | Path, split: str) -> PackedRows:
+    """The ``split`` (train | val) rows of a packed data folder, memory-mapped."""
+    d = Path(data_dir)
+    for name in ("info.json", "sources.json", "docs.npy", f"{split}_docs.npy", f"{split}_ends.npy"):
+        if not (d / name).exists():
+            raise InputError(f"{d / name}: missing; the pack step writes it")
+    info = json.loads((d / "info.json").read_text(encoding="utf-8"))
+    sources = json.loads((d / "sources.json").read_text(encoding="utf-8"))
+    files = [s for group in ("target", "english") for s in sources[group]]
+    tokens = [np.load(d / s["tokens"], mmap_mode="r") for s in files]
+    for s, t in zip(files, tokens, strict=True):
+        if t.shape[0] != s["count"]:
+            raise InputError(f"{d / s['tokens']}: {t.shape[0]} tokens, {d / 'sources.json'} says {s['count']}")
+    starts = np.cumsum([0] + [len(t) for t in tokens])[:-1]
+    docs = np.load(d / "docs.npy", mmap_mode="r")
+    return PackedRows(tokens, starts, docs["start"], docs["length"], np.load(d / f"{split}_docs.npy", mmap_mode="r"),
+                      np.load(d / f"{split}_ends.npy", mmap_mode="r"), int(info["seq_len"]), int(info["eos_id"]),
+                      info["doc_start"].get("bos"))
