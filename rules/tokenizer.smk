@@ -1,6 +1,15 @@
 # Tokenizer stage: tokenizer sample -> intermediate tokenizer -> new tokens selected by frequency to a
 # fixed point -> curated and merged into the base -> results/tokenizer/merged/ (a Hugging Face folder).
 
+# What tokenizer_select and tokenizer_merge count tokens on (tokenizer.select.count_on): every filtered
+# corpus shard (an input function, known once the ingest checkpoints have run) or the tokenizer sample.
+COUNT_ON = config["tokenizer"]["select"]["count_on"]
+COUNTED_TEXTS = (
+    per_shard("results/corpus/filtered/{shard}.parquet")
+    if COUNT_ON == "corpus"
+    else "results/corpus/tokenizer_sample.txt"
+)
+
 
 rule tokenizer_intermediate:
     input:
@@ -25,7 +34,7 @@ rule tokenizer_intermediate:
 
 rule tokenizer_select:
     input:
-        sample="results/corpus/tokenizer_sample.txt",
+        texts=COUNTED_TEXTS,
         intermediate="results/tokenizer/intermediate",
         base=base_model_input(),
     output:
@@ -36,6 +45,7 @@ rule tokenizer_select:
         select=config["tokenizer"]["select"],
         script_name=config["language"]["script"],
         priority=config["tokenizer"]["merge"]["priority"],
+        count_on=COUNT_ON,
     conda:
         "../envs/tokenizer.yaml"
     log:
@@ -50,7 +60,7 @@ rule tokenizer_select:
 rule tokenizer_merge:
     input:
         candidates="results/tokenizer/candidates.tsv",
-        sample="results/corpus/tokenizer_sample.txt",
+        texts=COUNTED_TEXTS,
         curation=curation_files(),
         base=base_model_input(),
     output:
@@ -61,6 +71,7 @@ rule tokenizer_merge:
         base=base_param,
         curation=config["tokenizer"]["curation"],
         merge=config["tokenizer"]["merge"],
+        count_on=COUNT_ON,
     conda:
         "../envs/tokenizer.yaml"
     log:

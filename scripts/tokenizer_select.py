@@ -4,7 +4,8 @@ from vocab_expansion.tokenizer import configs
 from vocab_expansion.tokenizer.steps import run_select
 
 with log_to(snakemake.log[0]):
-    p = snakemake.params
-    run_select(p.base, snakemake.input.intermediate, snakemake.input.sample,
+    p, texts = snakemake.params, snakemake.input.texts
+    corpus = p.count_on == "corpus"  # texts: the filtered shards (a list), or the tokenizer sample (one path)
+    run_select(p.base, snakemake.input.intermediate, None if corpus else str(texts),
                configs.select(p.select, p.script_name, p.priority), snakemake.output.candidates,
-               snakemake.output.iterations)
+               snakemake.output.iterations, shards=list(texts) if corpus else None, workers=snakemake.threads)

@@ -45,8 +45,8 @@ def test_output_init_reruns_only_expansion(demo_run):
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "init.yaml")))
     # the expansion and what trains on it: the expanded data (each shard's tokens: they depend on the model
     # folder that holds the tokenizer) and every stage but the CPT-only baseline's
-    assert jobs == {"all": 1, "expand_model": 1, "pack_tokenize": 4, "pack_tokenize_english": 1, "pack_data": 1, "train_stage": 11, "plot_training": 3,
-                    **AFTER_EEVE}, jobs
+    assert jobs == {"all": 1, "expand_model": 1, "pack_tokenize": 4, "pack_tokenize_english": 1, "pack_data": 1,
+                    "train_stage": 11, "plot_training": 3, **AFTER_EEVE}, jobs
 
 
 def test_base_model_from_a_local_folder(demo_run, tmp_path):

@@ -2,16 +2,19 @@
 
 Knobs come from the workflow config (``--config``, validated like the workflow's), so a step run by
 hand does what its Snakemake rule does. ``--base`` defaults to the config's base_model (with 'demo'
-meaning results/models/base).
+meaning results/models/base). With ``tokenizer.select.count_on: corpus``, select and merge count on
+the filtered shards (``--shards``, by default results/corpus/filtered/*.parquet) with ``--workers``
+processes (default tokenizer.resources.cpus); the sample argument is then unused.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from vocab_expansion import config as configlib
-from vocab_expansion.errors import exit_status
+from vocab_expansion.errors import InputError, exit_status
 from vocab_expansion.tokenizer import configs, steps
 
 
@@ -29,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sample")
     p.add_argument("candidates_tsv")
     p.add_argument("selection_json")
+    _counting_args(p)
     p = sub.add_parser("merge", help="curate and merge into the base")
     p.add_argument("candidates_tsv")
     p.add_argument("sample")
     p.add_argument("out_dir")
     p.add_argument("new_tokens_tsv")
     p.add_argument("info_json")
+    _counting_args(p)
     p = sub.add_parser("report", help="efficiency tables and plots")
     p.add_argument("merged_dir")
     p.add_argument("new_tokens_tsv")
@@ -42,6 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("plot_dir")
     a = ap.parse_args(argv)
     return exit_status(lambda: run(a))
+
+
+def _counting_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shards", nargs="+", default=None,
+                   help="filtered shards to count on (count_on: corpus); default results/corpus/filtered/*.parquet")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes counting the shards; default tokenizer.resources.cpus")
+
+
+def _shards(a: argparse.Namespace, count_on: str) -> list[str] | None:
+    """The shards to count on under ``count_on: corpus`` (None: count on the sample)."""
+    if count_on != "corpus":
+        return None
+    shards = a.shards or sorted(str(p) for p in Path("results/corpus/filtered").glob("*.parquet"))
+    if not shards:
+        raise InputError("tokenizer.select.count_on is corpus, but no --shards were given and "
+                         "results/corpus/filtered/ holds no parquet shards")
+    return shards
 
 
 def run(a: argparse.Namespace) -> None:
@@ -53,10 +76,12 @@ def run(a: argparse.Namespace) -> None:
         steps.run_intermediate(base, a.sample, a.out_dir, tok["intermediate_vocab"], cfg["seed"])
     elif a.step == "select":
         sel = configs.select(tok["select"], cfg["language"]["script"], tok["merge"]["priority"])
-        steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json)
+        steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json,
+                         shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "merge":
         steps.run_merge(base, a.candidates_tsv, configs.curation(tok["curation"]), tok["merge"]["priority"],
-                        tok["merge"]["pad_to_multiple_of"], a.sample, a.out_dir, a.new_tokens_tsv, a.info_json)
+                        tok["merge"]["pad_to_multiple_of"], a.sample, a.out_dir, a.new_tokens_tsv, a.info_json,
+                        shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "report":
         steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], cfg["language"]["code"],
                          a.out_dir, a.plot_dir)

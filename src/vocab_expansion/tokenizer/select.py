@@ -4,29 +4,32 @@
    ``^ ?\\p{Script=Hangul}+$``: letters of the language's script, optionally after one space) and that
    no base token already spells.
 2. Each iteration merges the current set into the base (reachably, see :mod:`merge`), encodes the
-   corpus sample with it, and counts how often each new token is emitted.
+   texts counted on with it (the tokenizer sample, or every filtered corpus shard: :mod:`counts`),
+   and counts how often each new token is emitted.
 3. Tokens emitted fewer times than the threshold are dropped; single characters of the target
-   script that the base lacks and that occur at least the threshold in the sample are added.
+   script that the base lacks and that occur at least the threshold in those texts are added.
 4. Repeat until nothing is dropped or added (a dropped token is never added back, so this ends),
    or ``max_iterations`` is reached.
 
-The threshold is an absolute count, or a rate per million tokens of the sample as tokenized in that
-iteration (EEVE: 6,000 over 100 GB; the Llama-3 reproduction: 25,000 over a 1B-token sample).
+The threshold is an absolute count, or a rate per million of the tokens counted in that iteration
+(EEVE: 6,000 over 100 GB; the Llama-3 reproduction: 25,000 over a 1B-token sample).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import regex
 
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.tokenizer.base import BaseTokenizer
-from vocab_expansion.tokenizer.merge import MergePlan, emitted_counts, plan_merge
+from vocab_expansion.tokenizer.counts import Counting, TextSource
+from vocab_expansion.tokenizer.merge import MergePlan, plan_merge
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class SelectConfig:
                     raise ConfigError(f"tokenizer.select.{key}: {value!r} is not a valid regex: {exc}") from exc
 
     def threshold(self, total_tokens: int) -> float:
-        """The minimum emitted count for a token to stay, given the sample's token count."""
+        """The minimum emitted count for a token to stay, given the number of tokens counted."""
         if self.min_count is not None:
             return float(self.min_count)
         return self.min_per_million * total_tokens / 1e6  # type: ignore[operator]
@@ -111,49 +114,68 @@ def merge_order(surfaces: Sequence[str]) -> list[str]:
     return [s for s in surfaces if len(s) == 1] + [s for s in surfaces if len(s) != 1]
 
 
-def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Sequence[str],
+def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Sequence[str] | TextSource,
                   cfg: SelectConfig) -> Selection:
-    """Run the EEVE selection loop on ``texts`` (the tokenizer sample)."""
+    """Run the EEVE selection loop counting on ``texts``: a list of texts (the tokenizer sample) or a
+    :mod:`counts` source (:class:`~counts.Sample`, or :class:`~counts.Corpus` for the filtered shards)."""
     result = Selection()
     have = base.surfaces()
     info: dict[str, Decision] = {s: Decision(s) for s in candidates(base, intermediate, cfg.pattern, have)}
     current = list(info)
     syllable_rx = regex.compile(cfg.syllable_pattern, regex.V1) if cfg.syllable_pattern else None
-    char_freq = Counter(ch for t in texts for ch in t) if syllable_rx else Counter()
     log.info("%d candidates from %d intermediate tokens", len(current), len(intermediate))
-    for it in range(1, cfg.max_iterations + 1):
-        plan = plan_merge(base, merge_order(current), cfg.priority)
-        emitted, total = emitted_counts(base, plan, texts)
-        thr = cfg.threshold(total)
-        index = entry_index(plan)
-        unreachable = set(plan.unreachable)
-        drop = []
-        for s in current:
-            d = info[s]
-            d.frequency, d.iteration = (int(emitted[index[s]]) if s in index else 0), it
-            if s in unreachable:
-                d.decision, d.reason = "dropped", "unreachable"
-                drop.append(s)
-            elif d.frequency < thr:
-                d.decision, d.reason = "dropped", f"frequency {d.frequency} < {thr:.1f}"
-                drop.append(s)
-        added = []
-        if syllable_rx:
-            for ch, n in sorted(char_freq.items(), key=lambda kv: (-kv[1], kv[0])):
-                if n >= thr and ch not in info and ch not in have and syllable_rx.match(ch):
-                    info[ch] = Decision(ch, frequency=n, iteration=it, origin="syllable",
-                                        reason=f"single character, {n} occurrences >= {thr:.1f}")
-                    added.append(ch)
-        result.iterations.append({"iteration": it, "tokens": len(current), "dropped": len(drop), "added": len(added),
-                                  "threshold": round(thr, 2), "sample_tokens": total,
-                                  "new_tokens_emitted": int(emitted.sum())})
-        log.info("iteration %d: %d tokens, %d dropped, %d added (threshold %.1f, %d sample tokens)",
-                 it, len(current), len(drop), len(added), thr, total)
-        dropped = set(drop)
-        current = [s for s in current if s not in dropped] + added
-        if not drop and not added:
-            result.converged = True
-            break
+    with Counting(texts) as counting:
+        char_freq = counting.chars() if syllable_rx else {}  # the merged tokenizer does not change them
+        for it in range(1, cfg.max_iterations + 1):
+            start = time.perf_counter()
+            plan = plan_merge(base, merge_order(current), cfg.priority)
+            emitted, total = counting.emitted(base, plan)
+            thr = cfg.threshold(total)
+            drop = _drop(info, current, plan, emitted, thr, it)
+            added = _top_up(info, char_freq, have, syllable_rx, thr, it) if syllable_rx else []
+            record = {"iteration": it, "counted_on": counting.counted_on, "tokens": len(current),
+                      "kept": len(current) - len(drop), "dropped": len(drop), "added": len(added),
+                      "threshold": round(thr, 2), "tokens_counted": total, "new_tokens_emitted": int(emitted.sum()),
+                      "seconds": round(time.perf_counter() - start, 3)}
+            result.iterations.append(record)
+            log.info("iteration %d (%s): %d tokens, %d kept, %d dropped, %d added (threshold %.1f, %d tokens "
+                     "counted, %.1f s)", it, record["counted_on"], len(current), record["kept"], len(drop),
+                     len(added), thr, total, record["seconds"])
+            dropped = set(drop)
+            current = [s for s in current if s not in dropped] + added
+            if not drop and not added:
+                result.converged = True
+                break
     order = {s: i for i, s in enumerate(merge_order(current))}
     result.decisions = sorted(info.values(), key=lambda d: (d.decision != "kept", order.get(d.surface, 0)))
     return result
+
+
+def _drop(info: dict[str, Decision], current: Sequence[str], plan: MergePlan, emitted: np.ndarray, thr: float,
+          it: int) -> list[str]:
+    """Record this iteration's frequency of every current token; the ones to drop (unreachable or rare)."""
+    index = entry_index(plan)
+    unreachable = set(plan.unreachable)
+    drop = []
+    for s in current:
+        d = info[s]
+        d.frequency, d.iteration = (int(emitted[index[s]]) if s in index else 0), it
+        if s in unreachable:
+            d.decision, d.reason = "dropped", "unreachable"
+            drop.append(s)
+        elif d.frequency < thr:
+            d.decision, d.reason = "dropped", f"frequency {d.frequency} < {thr:.1f}"
+            drop.append(s)
+    return drop
+
+
+def _top_up(info: dict[str, Decision], char_freq: dict[str, int], have: set[str], syllable_rx: regex.Pattern,
+            thr: float, it: int) -> list[str]:
+    """Single characters to add: eligible, not yet candidates, absent from the base, at least ``thr`` often."""
+    added = []
+    for ch, n in sorted(char_freq.items(), key=lambda kv: (-kv[1], kv[0])):
+        if n >= thr and ch not in info and ch not in have and syllable_rx.match(ch):
+            info[ch] = Decision(ch, frequency=n, iteration=it, origin="syllable",
+                                reason=f"single character, {n} occurrences >= {thr:.1f}")
+            added.append(ch)
+    return added

@@ -11,9 +11,10 @@ import numpy as np
 
 from vocab_expansion.fileio import atomic_path, write_json
 from vocab_expansion.tokenizer.base import BaseTokenizer
+from vocab_expansion.tokenizer.counts import Corpus, Counting, Sample, TextSource
 from vocab_expansion.tokenizer.curate import CurationConfig, curate, display
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, sample_lines, train_intermediate
-from vocab_expansion.tokenizer.merge import emitted_counts, encode_ids, load_merged, plan_merge, save_merged
+from vocab_expansion.tokenizer.merge import encode_ids, load_merged, plan_merge, save_merged
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
 from vocab_expansion.tokenizer.select import SelectConfig, merge_order, select_tokens
 from vocab_expansion.tokenizer.tables import read_decisions, write_decisions
@@ -35,24 +36,41 @@ def run_intermediate(base: str, sample: str, out_dir: str, vocab_size: int, seed
                                              "tokens": len(intermediate_surfaces(b.kind, path))})
 
 
-def run_select(base: str, intermediate_dir: str, sample: str, cfg: SelectConfig, out_tsv: str, out_json: str) -> None:
-    """The fixed-point selection; writes candidates.tsv and the per-iteration log."""
+def text_source(sample: str | None, shards: Sequence[str] | None = None, workers: int = 1) -> TextSource:
+    """What selection and merge count tokens on: the filtered corpus shards when given, else the sample."""
+    if shards is not None:
+        return Corpus(list(shards), workers=workers)
+    if sample is None:
+        raise ValueError("count on the tokenizer sample or on corpus shards: give one")
+    return Sample(list(sample_lines(sample)))
+
+
+def run_select(base: str, intermediate_dir: str, sample: str | None, cfg: SelectConfig, out_tsv: str, out_json: str,
+               *, shards: Sequence[str] | None = None, workers: int = 1) -> None:
+    """The fixed-point selection, counting on the sample or (``shards``) on the filtered corpus with
+    ``workers`` processes; writes candidates.tsv and the per-iteration log."""
     b = BaseTokenizer.load(base)
     inter = intermediate_surfaces(b.kind, intermediate_file(intermediate_dir))
-    sel = select_tokens(b, inter, list(sample_lines(sample)), cfg)
+    source = text_source(sample, shards, workers)
+    sel = select_tokens(b, inter, source, cfg)
     write_decisions(sel.decisions, out_tsv)
-    write_json(out_json, {"converged": sel.converged, "iterations": sel.iterations,
+    # the measured seconds stay in the rule's log: a rerun writes the same bytes
+    iterations = [{k: v for k, v in r.items() if k != "seconds"} for r in sel.iterations]
+    write_json(out_json, {"converged": sel.converged, "counted_on": source.name, "iterations": iterations,
                           "kept": len(sel.kept()), "candidates": len(sel.decisions)})
 
 
 def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, priority: str, pad_to_multiple_of: int | None,
-              sample: str, out_dir: str, new_tokens_tsv: str, info_json: str) -> dict[str, Any]:
-    """Curate, merge into the base, verify every new token on the sample, write the folder and tables."""
+              sample: str | None, out_dir: str, new_tokens_tsv: str, info_json: str, *,
+              shards: Sequence[str] | None = None, workers: int = 1) -> dict[str, Any]:
+    """Curate, merge into the base, count every new token on the sample or (``shards``) on the filtered corpus
+    (what the selection counted on), write the folder and tables."""
     b = BaseTokenizer.load(base)
     decisions = curate(read_decisions(candidates_tsv), curation, b.surfaces())
     kept = merge_order([d.surface for d in decisions if d.decision == "kept"])
     plan = plan_merge(b, kept, priority)
-    emitted, _ = emitted_counts(b, plan, list(sample_lines(sample)))
+    with Counting(text_source(sample, shards, workers)) as counting:
+        emitted, _ = counting.emitted(b, plan)
     by_surface = {d.surface: d for d in decisions}
     for s in plan.unreachable:
         by_surface[s].decision, by_surface[s].reason = "dropped", "unreachable after curation"
@@ -76,9 +94,9 @@ def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, priority
             "intermediate_partial_bytes": sum(e.surface is None for e in plan.entries),
             "appended_merges": len(plan.merges), "unreachable": len(plan.unreachable),
             "vocab_size": n_total, "vocab_size_padded": padded, "pad_to_multiple_of": pad_to_multiple_of,
-            "padding_rows": padded - n_total, "priority": priority,
-            "new_tokens_never_emitted_on_sample": int(sum(emitted[i] == 0 for i, e in enumerate(plan.entries)
-                                                          if e.role == "selected")),
+            "padding_rows": padded - n_total, "priority": priority, "counted_on": counting.counted_on,
+            "new_tokens_never_emitted": int(sum(emitted[i] == 0 for i, e in enumerate(plan.entries)
+                                                if e.role == "selected")),
             "dropped_by_curation": sum(d.reason.startswith(("deny-list", "regex", "proper noun")) for d in decisions)}
     write_json(info_json, info)
     log.info("merged tokenizer: %s", info)
