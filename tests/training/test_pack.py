@@ -196,3 +196,12 @@ def test_split_is_stable_disjoint_and_sized():
     assert 0.04 < len(val) / len(ids) < 0.06
     assert val == {i for i in ids if is_validation(i, 0.05, seed=0)}
     assert val != {i for i in ids if is_validation(i, 0.05, seed=1)}
+
+
+def test_positioned_reads_equal_the_memory_map(tmp_path):
+    cfg = CASES["bos"][0]
+    data = _write(tmp_path, _docs(300, 0.5), _docs(400, 0.0, offset=2), cfg, shards=2, bos=BOS)
+    for split in ("train", "val"):
+        mapped, read = open_split(data, split), open_split(data, split, mmap=False)
+        assert len(mapped) == len(read) > 0
+        assert np.array_equal(mapped[:], read[:])

@@ -167,11 +167,11 @@ def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: s
     paths = sorted(signature_paths, key=lambda p: Path(p).name)
     pairs_a, pairs_b = [], []
     columns = [_band_column(b) for b in bands] + (["exact"] if include_exact else [])
-    tables = [pq.read_table(p, columns=["row", *columns]) for p in paths]
-    docs = np.concatenate([_doc_keys(i, t.column("row").to_numpy()) for i, t in enumerate(tables)]) \
-        if tables else np.empty(0, np.int64)
-    for col in columns:
-        keys = np.concatenate([t.column(col).to_numpy() for t in tables]) if tables else np.empty(0, np.uint64)
+    docs = np.concatenate([_doc_keys(i, pq.read_table(p, columns=["row"]).column("row").to_numpy())
+                           for i, p in enumerate(paths)]) if paths else np.empty(0, np.int64)
+    for col in columns:  # one key column in memory at a time (8 bytes a document), not all of the job's bands
+        keys = np.concatenate([pq.read_table(p, columns=[col]).column(col).to_numpy() for p in paths]) \
+            if paths else np.empty(0, np.uint64)
         a, b = _bucket_pairs(keys, docs)
         pairs_a.append(a)
         pairs_b.append(b)

@@ -33,7 +33,7 @@ import numpy as np
 
 from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.fileio import atomic_path, write_json
-from vocab_expansion.training.tokens import DOC_DTYPE, read_token_docs, split_key
+from vocab_expansion.training.tokens import DOC_DTYPE, TokenReader, read_token_docs, split_key
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
             "eos_id": eos_id,
             "doc_start": {"bos": bos_id} if bos_id is not None else {"after_eos": eos_id}}
     write_json(out / "info.json", info)  # open_split reads it; completed below
-    train, val = open_split(out, "train"), open_split(out, "val")
+    train, val = open_split(out, "train", mmap=False), open_split(out, "val", mmap=False)
     new = np.concatenate([t_docs["new"], e_docs["new"]]).astype(np.int64)
     tail = train.stream(len(train) * cfg.seq_len, train.total)
     new_train = int(new[index.train].sum()) - int(np.count_nonzero(tail >= first_new_id))
@@ -254,8 +254,9 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
     return info
 
 
-def open_split(data_dir: str | Path, split: str) -> PackedRows:
-    """The ``split`` (train | val) rows of a packed data folder, memory-mapped."""
+def open_split(data_dir: str | Path, split: str, mmap: bool = True) -> PackedRows:
+    """The ``split`` (train | val) rows of a packed data folder, memory-mapped (the trainer reads rows again
+    and again), or with ``mmap=False`` read slice by slice (one pass, resident memory flat in corpus size)."""
     d = Path(data_dir)
     for name in ("info.json", "sources.json", "docs.npy", f"{split}_docs.npy", f"{split}_ends.npy"):
         if not (d / name).exists():
@@ -263,12 +264,13 @@ def open_split(data_dir: str | Path, split: str) -> PackedRows:
     info = json.loads((d / "info.json").read_text(encoding="utf-8"))
     sources = json.loads((d / "sources.json").read_text(encoding="utf-8"))
     files = [s for group in ("target", "english") for s in sources[group]]
-    tokens = [np.load(d / s["tokens"], mmap_mode="r") for s in files]
+    tokens = [np.load(d / s["tokens"], mmap_mode="r") if mmap else TokenReader(d / s["tokens"]) for s in files]
     for s, t in zip(files, tokens, strict=True):
-        if t.shape[0] != s["count"]:
-            raise InputError(f"{d / s['tokens']}: {t.shape[0]} tokens, {d / 'sources.json'} says {s['count']}")
+        if len(t) != s["count"]:
+            raise InputError(f"{d / s['tokens']}: {len(t)} tokens, {d / 'sources.json'} says {s['count']}")
     starts = np.cumsum([0] + [len(t) for t in tokens])[:-1]
-    docs = np.load(d / "docs.npy", mmap_mode="r")
-    return PackedRows(tokens, starts, docs["start"], docs["length"], np.load(d / f"{split}_docs.npy", mmap_mode="r"),
-                      np.load(d / f"{split}_ends.npy", mmap_mode="r"), int(info["seq_len"]), int(info["eos_id"]),
+    mode = "r" if mmap else None
+    docs = np.load(d / "docs.npy", mmap_mode=mode)
+    return PackedRows(tokens, starts, docs["start"], docs["length"], np.load(d / f"{split}_docs.npy", mmap_mode=mode),
+                      np.load(d / f"{split}_ends.npy", mmap_mode=mode), int(info["seq_len"]), int(info["eos_id"]),
                       info["doc_start"].get("bos"))

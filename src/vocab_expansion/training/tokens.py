@@ -163,3 +163,36 @@ def token_files(prefix: str | Path) -> list[str]:
 def read_token_docs(prefix: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The ids (memory-mapped) and the document table of the token files under ``prefix``."""
     return np.load(f"{prefix}.tokens.npy", mmap_mode="r"), np.load(f"{prefix}.docs.npy")
+
+
+class TokenReader:
+    """Slices of a token file read with positioned reads instead of a memory map.
+
+    For a one-pass job (the pack step's validation bytes): a map would keep every page it touched resident
+    and count it in the job's RSS, which then grows with the corpus; a read keeps only the slice.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            self.offset = fh.tell()
+        self.path, self.dtype, self.n = str(path), np.dtype(dtype), int(shape[0])
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        start, stop, step = s.indices(self.n)
+        if step != 1:
+            raise IndexError("TokenReader reads contiguous slices only")
+        size = self.dtype.itemsize
+        buf = os.pread(self._fd, max(stop - start, 0) * size, self.offset + start * size)
+        return np.frombuffer(buf, dtype=self.dtype)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
