@@ -18,6 +18,8 @@ checkpoint ingest:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/ingest/{source}/{part}.log",
+    benchmark:
+        "logs/corpus/ingest/{source}/{part}.benchmark.tsv"
     resources:
         mem_mb=2000,
     script:
@@ -37,6 +39,8 @@ rule normalize:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/normalize/{shard}.log",
+    benchmark:
+        "logs/corpus/normalize/{shard}.benchmark.tsv"
     resources:
         mem_mb=2000,
     script:
@@ -57,6 +61,8 @@ rule heuristics:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/heuristics/{shard}.log",
+    benchmark:
+        "logs/corpus/heuristics/{shard}.benchmark.tsv"
     resources:
         mem_mb=2000,
     script:
@@ -75,6 +81,8 @@ rule kenlm_segmenter:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_segmenter.log",
+    benchmark:
+        "logs/corpus/kenlm_segmenter.benchmark.tsv"
     script:
         "../scripts/corpus_kenlm_segmenter.py"
 
@@ -94,6 +102,8 @@ rule kenlm_train:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_train.log",
+    benchmark:
+        "logs/corpus/kenlm_train.benchmark.tsv"
     resources:
         mem_mb=4000,
     script:
@@ -114,6 +124,8 @@ rule kenlm_score:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_score/{shard}.log",
+    benchmark:
+        "logs/corpus/kenlm_score/{shard}.benchmark.tsv"
     resources:
         mem_mb=3000,
     script:
@@ -138,6 +150,8 @@ rule kenlm_thresholds:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_thresholds.log",
+    benchmark:
+        "logs/corpus/kenlm_thresholds.benchmark.tsv"
     script:
         "../scripts/corpus_kenlm_thresholds.py"
 
@@ -154,6 +168,8 @@ rule kenlm_filter:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/kenlm_filter/{shard}.log",
+    benchmark:
+        "logs/corpus/kenlm_filter/{shard}.benchmark.tsv"
     script:
         "../scripts/corpus_kenlm_filter.py"
 
@@ -174,6 +190,8 @@ rule minhash:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/minhash/{shard}.log",
+    benchmark:
+        "logs/corpus/minhash/{shard}.benchmark.tsv"
     resources:
         mem_mb=2000,
     script:
@@ -192,6 +210,8 @@ rule dedup_candidates:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/dedup_candidates/{group}.log",
+    benchmark:
+        "logs/corpus/dedup_candidates/{group}.benchmark.tsv"
     resources:
         mem_mb=4000,
     script:
@@ -212,6 +232,8 @@ rule dedup_clusters:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/dedup_clusters.log",
+    benchmark:
+        "logs/corpus/dedup_clusters.benchmark.tsv"
     resources:
         mem_mb=4000,
     script:
@@ -230,6 +252,8 @@ rule dedup_filter:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/dedup_filter/{shard}.log",
+    benchmark:
+        "logs/corpus/dedup_filter/{shard}.benchmark.tsv"
     script:
         "../scripts/corpus_dedup_filter.py"
 
@@ -254,6 +278,8 @@ rule corpus_stats:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/corpus_stats.log",
+    benchmark:
+        "logs/corpus/corpus_stats.benchmark.tsv"
     script:
         "../scripts/corpus_stats.py"
 
@@ -271,5 +297,7 @@ rule tokenizer_sample:
         "../envs/corpus.yaml"
     log:
         "logs/corpus/tokenizer_sample.log",
+    benchmark:
+        "logs/corpus/tokenizer_sample.benchmark.tsv"
     script:
         "../scripts/corpus_tokenizer_sample.py"
