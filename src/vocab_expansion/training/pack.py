@@ -83,9 +83,17 @@ class Index:
     """Which documents make up each split, in packing order (global document numbers: the target shards'
     documents in shard order, then the English replay documents)."""
 
-    train: np.ndarray  # int64 document numbers, repeats included, shuffled
-    val: np.ndarray  # int64 document numbers, in corpus order
+    train: np.ndarray  # document numbers (uint32, int64 past 4 billion), repeats included, shuffled
+    val: np.ndarray  # document numbers, in corpus order
     info: dict[str, Any]
+
+
+CHUNK = 1 << 20  # documents per step where a per-document temporary would be wide
+
+
+def _doc_numbers(n: int) -> np.dtype:
+    """The dtype of document numbers: 4 bytes while they fit (they do below 4 billion documents)."""
+    return np.dtype(np.uint32) if n < 2**32 else np.dtype(np.int64)
 
 
 def plan_index(target: np.ndarray, english: np.ndarray, cfg: PackConfig, extra: int) -> Index:
@@ -99,11 +107,14 @@ def plan_index(target: np.ndarray, english: np.ndarray, cfg: PackConfig, extra: 
     is_val = target["key"] < np.uint64(val_threshold(cfg.val_fraction))
     val = np.flatnonzero(is_val)
     kept = np.flatnonzero(~is_val)
-    length = target["length"][kept].astype(np.float64)
-    dense = target["new"][kept].astype(np.float64) / length >= cfg.dense_share
-    copies = 1 + cfg.oversample * dense.astype(np.int64)
+    del is_val
+    copies = np.ones(len(kept), dtype=np.int32)
+    for lo in range(0, len(kept), CHUNK):  # chunks: float64 shares of every document at once cost 16 bytes each
+        part = kept[lo:lo + CHUNK]
+        dense = target["new"][part] / target["length"][part].astype(np.float64) >= cfg.dense_share
+        copies[lo:lo + CHUNK] += cfg.oversample * dense
     train = np.repeat(kept, copies)
-    target_tokens = int((target["length"][train].astype(np.int64) + extra).sum())
+    target_tokens = int(np.dot(target["length"][kept].astype(np.int64), copies.astype(np.int64))) + extra * len(train)
     replay = np.zeros(0, dtype=np.int64)
     replay_tokens = 0
     if cfg.english_replay > 0 and len(english):
@@ -114,13 +125,15 @@ def plan_index(target: np.ndarray, english: np.ndarray, cfg: PackConfig, extra: 
         take = int(np.searchsorted(before, want, side="left"))  # documents taken while the total is below want
         replay = len(target) + perm[:take]
         replay_tokens = int(cum[take - 1]) if take else 0
-    train = np.concatenate([train, replay]).astype(np.int64)
+    repeated = int(copies.sum(dtype=np.int64) - len(kept))
+    del copies, kept
+    train = np.concatenate([train, replay]).astype(_doc_numbers(len(target) + len(english)))
     train = train[rng.permutation(len(train))]
     info = {"train_documents": len(train), "val_documents": len(val),
-            "repeated_documents": int(copies.sum() - len(kept)),
+            "repeated_documents": repeated,
             "english_replay_tokens": replay_tokens, "target_tokens": target_tokens,
             "replay_share": replay_tokens / max(replay_tokens + target_tokens, 1)}
-    return Index(train, val.astype(np.int64), info)
+    return Index(train, val.astype(train.dtype), info)
 
 
 class PackedRows:
@@ -208,7 +221,7 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the packed data folder of the token files under the ``target`` and ``english`` prefixes.
 
-    Only document tables and index arrays are held in memory (about 40 bytes a document); the validation
+    Only document tables and index arrays are held in memory (about 50 bytes a document at the peak); the validation
     rows are decoded a chunk at a time for their byte counts (``decode``: ids -> texts, skipping special
     tokens; None writes no ``val_bytes.npy``); ``meta`` goes into ``info.json`` as it is. Every file but
     ``sources.json`` (which names the token files) depends only on the documents, not on their sharding.
@@ -219,15 +232,20 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
     e_docs, e_tokens = _tables(english)
     extra = 1 if bos_id is None else 2
     index = plan_index(t_docs, e_docs, cfg, extra)
-    length = np.concatenate([t_docs["length"], e_docs["length"]]).astype(np.int64)
-    docs = np.zeros(len(length), dtype=INDEX_DTYPE)
-    docs["length"] = length
-    docs["start"] = np.cumsum(length) - length  # token files follow each other, documents inside each
+    new = np.concatenate([t_docs["new"], e_docs["new"]])
+    docs = np.zeros(len(new), dtype=INDEX_DTYPE)
+    docs["length"] = np.concatenate([t_docs["length"], e_docs["length"]])
+    del t_docs, e_docs
+    docs["start"] = np.cumsum(docs["length"], dtype=np.int64)
+    docs["start"] -= docs["length"]  # token files follow each other, documents inside each
     _save(out / "docs.npy", docs)
+    ends = {}
     for split in ("train", "val"):
         order = getattr(index, split)
         _save(out / f"{split}_docs.npy", order)
-        _save(out / f"{split}_ends.npy", np.cumsum(length[order] + extra))
+        ends[split] = np.cumsum(docs["length"][order], dtype=np.int64)
+        ends[split] += extra * np.arange(1, len(order) + 1, dtype=np.int64)
+        _save(out / f"{split}_ends.npy", ends[split])
     rel = lambda p: os.path.relpath(f"{p}.tokens.npy", out)  # noqa: E731 - the folder moves with its token files
     write_json(out / "sources.json", {
         "target": [{"tokens": rel(p), "count": n} for p, n in zip(target, t_tokens, strict=True)],
@@ -236,10 +254,15 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
             "eos_id": eos_id,
             "doc_start": {"bos": bos_id} if bos_id is not None else {"after_eos": eos_id}}
     write_json(out / "info.json", info)  # open_split reads it; completed below
-    train, val = open_split(out, "train", mmap=False), open_split(out, "val", mmap=False)
-    new = np.concatenate([t_docs["new"], e_docs["new"]]).astype(np.int64)
+    # one pass over the rows just indexed, from the arrays in memory and positioned reads of the token files
+    readers = [TokenReader(f"{p}.tokens.npy") for p in (*target, *english)]
+    starts = np.cumsum([0] + [len(r) for r in readers])[:-1]
+    train, val = (PackedRows(readers, starts, docs["start"], docs["length"], getattr(index, split), ends[split],
+                             cfg.seq_len, eos_id, bos_id) for split in ("train", "val"))
     tail = train.stream(len(train) * cfg.seq_len, train.total)
-    new_train = int(new[index.train].sum()) - int(np.count_nonzero(tail >= first_new_id))
+    new_train = sum(int(new[index.train[lo:lo + CHUNK]].sum(dtype=np.int64))
+                    for lo in range(0, len(index.train), CHUNK))
+    new_train -= int(np.count_nonzero(tail >= first_new_id))
     info.update(train_sequences=len(train), val_sequences=len(val),
                 new_token_share_train=new_train / (len(train) * cfg.seq_len) if len(train) else 0.0)
     if decode is not None:
