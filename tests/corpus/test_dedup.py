@@ -128,11 +128,13 @@ def test_dissimilar_documents_are_not_merged(planted, tmp_path):
 
 
 def test_bucket_pairs_star_and_chain():
-    keys = np.array([5, 5, 5, 7, 9, 9], dtype=np.uint64)
-    docs = np.array([30, 10, 20, 40, 60, 50], dtype=np.int64)
-    a, b = _bucket_pairs(keys, docs)
+    keys = np.array([9, 5, 5, 7, 5, 9, 5], dtype=np.uint64)  # bucket 5 at positions 1, 2, 4, 6; bucket 9 at 0, 5
+    a, b = _bucket_pairs(keys)
     pairs = {(int(x), int(y)) for x, y in zip(a, b, strict=True)}
-    assert pairs == {(10, 20), (20, 30), (10, 30), (50, 60)}
+    # each member with its predecessor (chain) and with the bucket's first member (star), in position order
+    assert pairs == {(1, 2), (2, 4), (4, 6), (1, 4), (1, 6), (0, 5)}
+    assert len(a) == len(pairs)  # no pair twice
+    assert _bucket_pairs(np.array([3, 1, 2], dtype=np.uint64))[0].size == 0
 
 
 def test_config_checks():

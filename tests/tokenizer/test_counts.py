@@ -117,3 +117,34 @@ def test_selection_on_a_shard_equals_selection_on_the_texts(shared, texts, words
     assert {r["counted_on"] for r in on_texts.iterations} == {"sample"}
     assert {r["counted_on"] for r in on_shard.iterations} == {"corpus"}
     assert all(r["seconds"] >= 0 for r in on_shard.iterations)
+
+
+def test_workers_forked_after_parallel_encoding_do_not_hang(shared, texts, words, tmp_path):
+    """A parent that encoded in parallel with TOKENIZERS_PARALLELISM forced on (as a user's shell or an
+    earlier step may leave it) forks count workers that still finish: in a child process with a timeout,
+    since the failure is a hang."""
+    import subprocess
+    import sys
+    import textwrap
+
+    shards = write_shards(tmp_path / "shards", texts, 2)
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        os.environ["RAYON_NUM_THREADS"] = "2"
+        from vocab_expansion.tokenizer.base import BaseTokenizer
+        from vocab_expansion.tokenizer.counts import Corpus, Counting
+        from vocab_expansion.tokenizer.merge import plan_merge
+        from vocab_expansion.tokenizer.select import merge_order
+        base = BaseTokenizer.load({str(shared / "tokenizers" / "gpt2")!r})
+        import pyarrow.parquet as pq
+        texts = pq.read_table({shards[0]!r}).column("text").to_pylist()
+        base.hf.backend_tokenizer.encode_batch(texts)  # the parent's pool is now in use
+        with Counting(Corpus({shards!r}, workers=2)) as pool:
+            _, total = pool.emitted(base, plan_merge(base, merge_order({words[:20]!r})))
+        print(total)
+    """)
+    (tmp_path / "run.py").write_text(script, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 0

@@ -25,7 +25,7 @@ where words are the better unit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,44 +142,58 @@ def signatures_shard(in_path: str, out_path: str, cfg: DedupConfig) -> None:
     write_table(pa.table(cols), out_path)
 
 
-def _bucket_pairs(keys: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of documents sharing a key: each with its bucket's first member and with its predecessor."""
-    order = np.lexsort((docs, keys))
-    k, d = keys[order], docs[order]
-    same = k[1:] == k[:-1]
-    if not same.any():
+def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of documents sharing a key: each with its bucket's first member and with its predecessor.
+
+    Members of a bucket are taken in position (corpus) order, so the pairs do not depend on the sort. Peak
+    memory is the keys, one int64 permutation and the sorted keys: 24 bytes a document, whatever the
+    number of buckets (the pairs themselves are only as many as the documents that share a key).
+    """
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    m = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])  # order[m] and order[m + 1] share a key
+    del sorted_keys
+    if not len(m):
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
-    first = d[starts[np.searchsorted(starts, np.arange(len(d)), side="right") - 1]]
-    member = np.concatenate([[False], same])
-    a = np.concatenate([d[:-1][same], first[member]])
-    b = np.concatenate([d[1:][same], d[member]])
-    keep = a != b
-    return a[keep], b[keep]
+    new_run = np.concatenate([[True], m[1:] != m[:-1] + 1])
+    start = m[new_run][np.cumsum(new_run) - 1]  # sorted position of each member's bucket head
+    star = m != start  # the second member's star pair is its neighbour pair already
+    a = np.concatenate([order[m], order[start[star]]])
+    b = np.concatenate([order[m + 1], order[m[star] + 1]])
+    return a, b
 
 
-def _doc_keys(shard_index: int, rows: np.ndarray) -> np.ndarray:
-    return (np.int64(shard_index) << np.int64(32)) | rows.astype(np.int64)
+def _shard_offsets(paths: Sequence[str]) -> np.ndarray:
+    """Cumulative document counts of the signature files (from the parquet footers, no data read)."""
+    return np.concatenate([[0], np.cumsum([pq.ParquetFile(p).metadata.num_rows for p in paths])]).astype(np.int64)
 
 
 def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: str, include_exact: bool) -> None:
-    """Candidate pairs from the given bands (and the exact hash) over all shards' signature files."""
+    """Candidate pairs from the given bands (and the exact hash) over all shards' signature files.
+
+    A document is its position in the shards taken in name order (a signature file's ``row`` is its
+    position in the shard), so nothing but one key column is held per document: the column is read
+    into one preallocated array, shard by shard, and bucketed (``_bucket_pairs``: 24 bytes a document
+    at the peak). Pairs are written as ``shard << 32 | row`` keys, sorted, each once.
+    """
     paths = sorted(signature_paths, key=lambda p: Path(p).name)
-    pairs_a, pairs_b = [], []
+    offsets = _shard_offsets(paths)
     columns = [_band_column(b) for b in bands] + (["exact"] if include_exact else [])
-    docs = np.concatenate([_doc_keys(i, pq.read_table(p, columns=["row"]).column("row").to_numpy())
-                           for i, p in enumerate(paths)]) if paths else np.empty(0, np.int64)
-    for col in columns:  # one key column in memory at a time (8 bytes a document), not all of the job's bands
-        keys = np.concatenate([pq.read_table(p, columns=[col]).column(col).to_numpy() for p in paths]) \
-            if paths else np.empty(0, np.uint64)
-        a, b = _bucket_pairs(keys, docs)
-        pairs_a.append(a)
-        pairs_b.append(b)
+    codes = []  # a pair of positions (< 2**32 each) as one uint64: lo << 32 | hi
+    for col in columns:
+        keys = np.empty(int(offsets[-1]), dtype=np.uint64)
+        for p, lo, hi in zip(paths, offsets[:-1], offsets[1:], strict=True):
+            keys[lo:hi] = pq.read_table(p, columns=[col]).column(col).to_numpy()
+        a, b = _bucket_pairs(keys)
+        del keys
+        lo_, hi_ = np.minimum(a, b).astype(np.uint64), np.maximum(a, b).astype(np.uint64)
+        codes.append(np.unique((lo_ << np.uint64(32)) | hi_))
         log.info("%s: %d candidate pairs", col, len(a))
-    a, b = np.concatenate(pairs_a or [np.empty(0, np.int64)]), np.concatenate(pairs_b or [np.empty(0, np.int64)])
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(lo) else np.empty((0, 2), np.int64)
-    write_table(pa.table({"a": pa.array(pairs[:, 0]), "b": pa.array(pairs[:, 1])}), out_path)
+    code = np.unique(np.concatenate(codes)) if codes else np.empty(0, np.uint64)
+    pos = np.stack([(code >> np.uint64(32)).astype(np.int64), (code & np.uint64(0xFFFFFFFF)).astype(np.int64)])
+    shard = np.searchsorted(offsets, pos, side="right") - 1
+    keys = (shard << np.int64(32)) | (pos - offsets[shard])
+    write_table(pa.table({"a": pa.array(keys[0]), "b": pa.array(keys[1])}), out_path)
 
 
 def _similarity(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
@@ -190,6 +204,14 @@ def _similarity(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 
         hi = lo + chunk
         out[lo:hi] = (sig[ia[lo:hi]] == sig[ib[lo:hi]]).mean(axis=1)
     return out
+
+
+def _by_shard(nodes: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """For each shard among the ``shard << 32 | row`` keys: its index, the keys' positions and their rows."""
+    shard_of = (nodes >> 32).astype(np.int64)
+    for s in np.unique(shard_of):
+        sel = np.flatnonzero(shard_of == s)
+        yield int(s), sel, (nodes[sel] & 0xFFFFFFFF).astype(np.int64)
 
 
 def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out_path: str, summary_path: str,
@@ -208,19 +230,17 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
         a, b = pairs[:, 0], pairs[:, 1]
     n_candidates = len(a)
     nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    # signatures, exact hashes, ids and lengths of the documents that appear in a candidate pair
+    # signatures, exact hashes and lengths of the documents that appear in a candidate pair (ids are read
+    # later, for the documents the output names only: a Python string each would cost more than the rest)
     sig = np.empty((len(nodes), cfg.num_perm), dtype=np.uint32)
     exact = np.empty(len(nodes), dtype=np.uint64)
     chars = np.empty(len(nodes), dtype=np.int64)
-    ids = np.empty(len(nodes), dtype=object)
     shard_of = (nodes >> 32).astype(np.int64)
-    for s in np.unique(shard_of):
-        sel = np.flatnonzero(shard_of == s)
-        rows = (nodes[sel] & 0xFFFFFFFF).astype(np.int64)
-        t = pq.read_table(paths[s], columns=["row", "id", "chars", "exact", "sig"]).take(pa.array(rows))
+    for s, sel, rows in _by_shard(nodes):
+        t = pq.read_table(paths[s], columns=["chars", "exact", "sig"]).take(pa.array(rows))
         sig[sel] = t.column("sig").combine_chunks().flatten().to_numpy().reshape(-1, cfg.num_perm)
         exact[sel], chars[sel] = t.column("exact").to_numpy(), t.column("chars").to_numpy()
-        ids[sel] = t.column("id").to_pylist()
+        del t
     ia, ib = inverse[: len(a)], inverse[len(a):]
     sim = _similarity(sig, ia, ib)
     is_exact = exact[ia] == exact[ib]
@@ -236,6 +256,10 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
     rep_of = rep[label]
     drop = np.flatnonzero(rep_of != np.arange(n))
     r = rep_of[drop]
+    named = np.unique(np.concatenate([drop, r]))
+    ids = np.empty(len(nodes), dtype=object)
+    for s, sel, rows in _by_shard(nodes[named]):
+        ids[named[sel]] = pq.read_table(paths[s], columns=["id"]).take(pa.array(rows)).column("id").to_pylist()
     out = pa.table({
         "shard": pa.array([names[i] for i in shard_of[drop]], pa.string()),
         "row": pa.array((nodes[drop] & 0xFFFFFFFF).astype(np.int32)),

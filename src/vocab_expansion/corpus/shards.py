@@ -14,7 +14,7 @@ kept documents. A rejected document is stored as it entered the step, so nothing
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,13 @@ def write_table(table: pa.Table, path: str | Path) -> None:
 def read_shard(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """Read a shard (or selected columns of it)."""
     return pq.read_table(path, columns=columns)
+
+
+def read_batches(path: str | Path, columns: list[str], batch_size: int) -> Iterator[list[list[Any]]]:
+    """A shard's ``columns`` as Python lists, ``batch_size`` rows at a time (memory: one batch)."""
+    with pq.ParquetFile(path) as pf:
+        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+            yield [batch.column(c).to_pylist() for c in columns]
 
 
 def num_rows(path: str | Path) -> int:

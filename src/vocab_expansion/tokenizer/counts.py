@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vocab_expansion.corpus.shards import read_batches
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.merge import MergePlan, bytelevel_json, encode_ids, load_merged, sentencepiece_proto
 
@@ -120,11 +121,8 @@ def list_batches(texts: Sequence[str], batch_size: int) -> Iterator[Sequence[str
 
 def shard_batches(path: str, batch_size: int) -> Iterator[list[str]]:
     """The texts of one parquet shard, ``batch_size`` rows at a time (null texts skipped)."""
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as pf:
-        for batch in pf.iter_batches(columns=["text"], batch_size=batch_size):
-            yield [t for t in batch.column(0).to_pylist() if t is not None]
+    for (texts,) in read_batches(path, ["text"], batch_size):
+        yield [t for t in texts if t is not None]
 
 
 # --- worker processes ---------------------------------------------------------------------------
@@ -153,9 +151,12 @@ _WORKER: dict[str, Any] = {"threads": 1, "path": None, "encoder": None}  # one w
 def _init_worker(threads: int) -> None:
     # before the worker's first encode builds the tokenizers thread pool: each worker gets its share of
     # the job's CPUs, not a pool as large as the machine per process. (A worker forked after its parent
-    # used that pool is switched to one thread by tokenizers itself; TOKENIZERS_PARALLELISM is left
-    # alone, since forcing it on in such a worker would wait on the parent's threads.)
+    # used that pool is switched to one thread by tokenizers itself, unless TOKENIZERS_PARALLELISM forces
+    # it on: then the worker's first batch would wait forever on the parent's pool threads, which a forked
+    # process does not have, so a forced "on" is turned off here.)
     os.environ["RAYON_NUM_THREADS"] = str(threads)
+    if os.environ.get("TOKENIZERS_PARALLELISM", "").lower() not in ("", "off", "false", "f", "no", "n", "0"):
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _WORKER["threads"] = threads
 
 

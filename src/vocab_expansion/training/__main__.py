@@ -74,8 +74,7 @@ def run(a: argparse.Namespace) -> None:
         run_tokenize(a.source, a.model_dir, a.prefix, configlib.load(a.config)["seed"], a.threads, a.text_field)
     elif a.step == "pack":
         cfg = configlib.load(a.config)
-        data = dict(cfg["training"]["data"])
-        data.pop("english", None), data.pop("english_field", None)
+        data = {k: v for k, v in cfg["training"]["data"].items() if k not in ("english", "english_field")}
         run_pack(a.prefixes, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), a.english)
     elif a.step == "plan":
         from vocab_expansion.training.plan import load_config, report_markdown, run_plan, write_plan

@@ -64,8 +64,8 @@ def load_data(data_dir: str | Path) -> TrainData:
 class PackedData:
     """Train and validation sequences of one data folder (cut on demand from memory-mapped token files)."""
 
-    train: PackedRows | np.ndarray
-    val: PackedRows | np.ndarray
+    train: PackedRows
+    val: PackedRows
     val_bytes_per_row: np.ndarray | None
     bos_id: int | None = None  # documents start with this id ...
     eos_id: int | None = None  # ... or right after this one (None and None: rows are single documents)

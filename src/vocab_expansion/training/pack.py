@@ -59,11 +59,6 @@ def is_validation(doc_id: str, fraction: float, seed: int) -> bool:
     return split_key(doc_id, seed) < fraction * 2**64
 
 
-def new_token_share(ids: Sequence[int], first_new_id: int) -> float:
-    """Share of a document's ids that are new tokens."""
-    return sum(i >= first_new_id for i in ids) / len(ids) if ids else 0.0
-
-
 def pack(docs: Sequence[Sequence[int]], seq_len: int, eos_id: int, bos_id: int | None = None) -> np.ndarray:
     """Join documents (``bos_id`` before each when given, ``eos_id`` after each) and cut into rows of ``seq_len``
     (uint32)."""
@@ -144,10 +139,10 @@ class PackedRows:
     the stream position where each document ends, so finding a row's documents is a binary search.
     """
 
-    def __init__(self, tokens: Sequence[np.ndarray], source_starts: np.ndarray, doc_start: np.ndarray,
-                 doc_length: np.ndarray, order: np.ndarray, ends: np.ndarray, seq_len: int, eos_id: int,
-                 bos_id: int | None) -> None:
-        self.tokens, self.source_starts = tokens, source_starts
+    def __init__(self, tokens: Sequence[np.ndarray | TokenReader], doc_start: np.ndarray, doc_length: np.ndarray,
+                 order: np.ndarray, ends: np.ndarray, seq_len: int, eos_id: int, bos_id: int | None) -> None:
+        self.tokens = tokens
+        self.source_starts = np.cumsum([0] + [len(t) for t in tokens])[:-1]  # token files follow each other
         self.doc_start, self.doc_length, self.order, self.ends = doc_start, doc_length, order, ends
         self.seq_len, self.eos_id, self.bos_id = seq_len, eos_id, bos_id
         self.head = 0 if bos_id is None else 1
@@ -256,8 +251,7 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
     write_json(out / "info.json", info)  # open_split reads it; completed below
     # one pass over the rows just indexed, from the arrays in memory and positioned reads of the token files
     readers = [TokenReader(f"{p}.tokens.npy") for p in (*target, *english)]
-    starts = np.cumsum([0] + [len(r) for r in readers])[:-1]
-    train, val = (PackedRows(readers, starts, docs["start"], docs["length"], getattr(index, split), ends[split],
+    train, val = (PackedRows(readers, docs["start"], docs["length"], getattr(index, split), ends[split],
                              cfg.seq_len, eos_id, bos_id) for split in ("train", "val"))
     tail = train.stream(len(train) * cfg.seq_len, train.total)
     new_train = sum(int(new[index.train[lo:lo + CHUNK]].sum(dtype=np.int64))
@@ -291,9 +285,8 @@ def open_split(data_dir: str | Path, split: str, mmap: bool = True) -> PackedRow
     for s, t in zip(files, tokens, strict=True):
         if len(t) != s["count"]:
             raise InputError(f"{d / s['tokens']}: {len(t)} tokens, {d / 'sources.json'} says {s['count']}")
-    starts = np.cumsum([0] + [len(t) for t in tokens])[:-1]
     mode = "r" if mmap else None
     docs = np.load(d / "docs.npy", mmap_mode=mode)
-    return PackedRows(tokens, starts, docs["start"], docs["length"], np.load(d / f"{split}_docs.npy", mmap_mode=mode),
+    return PackedRows(tokens, docs["start"], docs["length"], np.load(d / f"{split}_docs.npy", mmap_mode=mode),
                       np.load(d / f"{split}_ends.npy", mmap_mode=mode), int(info["seq_len"]), int(info["eos_id"]),
                       info["doc_start"].get("bos"))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from vocab_expansion.corpus.shards import read_batches
 from vocab_expansion.fileio import atomic_path, jsonl_texts, write_json
 from vocab_expansion.logs import progress
 
@@ -107,10 +108,8 @@ def write_tokens(prefix: str | Path, docs: Iterable[tuple[str, Sequence[int] | n
 
 def parquet_documents(path: str, batch_size: int = 1024) -> Iterator[list[tuple[str, str]]]:
     """(id, text) batches of a filtered shard, read a record batch at a time."""
-    import pyarrow.parquet as pq
-
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["id", "text"]):
-        yield list(zip(batch.column("id").to_pylist(), batch.column("text").to_pylist(), strict=True))
+    for ids, texts in read_batches(path, ["id", "text"], batch_size):
+        yield list(zip(ids, texts, strict=True))
 
 
 def jsonl_documents(path: str, field: str, batch_size: int = 1024) -> Iterator[list[tuple[str, str]]]:
@@ -150,14 +149,17 @@ def encode_batches(encoder: Any, batches: Iterable[list[tuple[str, str]]], desc:
 
 def set_threads(threads: int) -> None:
     """Let the Rust tokenizer use exactly the job's threads (it reads RAYON_NUM_THREADS once, at its first
-    parallel call)."""
+    parallel call).
+
+    Parallelism is left at tokenizers' default rather than forced on: forced on, it survives a fork, and a
+    process forked later (the frequency counter's workers) would wait forever on the parent's pool threads,
+    which do not exist in the child. Left unset, tokenizers switches a forked child to one thread itself.
+    """
     os.environ["RAYON_NUM_THREADS"] = str(max(1, threads))
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
-
-
-def token_files(prefix: str | Path) -> list[str]:
-    """The three files a tokenize job writes under ``prefix``."""
-    return [f"{prefix}{s}" for s in SUFFIXES]
+    if threads > 1:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def read_token_docs(prefix: str | Path) -> tuple[np.ndarray, np.ndarray]:
