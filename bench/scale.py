@@ -37,6 +37,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
@@ -136,18 +137,34 @@ def write_overlay(work: Path, corpus: Path, tokenizer: Path, shard_docs: int) ->
     return path
 
 
+def _own_cpu_seconds(pid: int) -> float | None:
+    """A live process's own CPU seconds (utime + stime from /proc, without its children's)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_workflow(work: Path, overlay: Path, cores: int) -> dict[str, Any]:
-    """One Snakemake run of the workflow on a work directory (log in ``work/snakemake.log``)."""
+    """One Snakemake run of the workflow on a work directory (log in ``work/snakemake.log``), with the CPU time
+    of Snakemake's own process (its scheduling and bookkeeping, which competes with the jobs for the cores)."""
     cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(work), "--configfile", str(overlay),
            "--cores", str(cores), *TARGETS]
     t0 = time.perf_counter()
+    own = None
     with open(work / "snakemake.log", "w", encoding="utf-8") as log:
-        rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:  # sampled each second: the last sample misses at most its final second
+            own = _own_cpu_seconds(proc.pid) or own
+            time.sleep(1.0)
+        rc = proc.returncode
     secs = time.perf_counter() - t0
     if rc:
         tail = (work / "snakemake.log").read_text(encoding="utf-8").splitlines()[-40:]
         raise RuntimeError(f"snakemake failed ({rc}) in {work}:\n" + "\n".join(tail))
-    return {"command": " ".join(cmd), "wall_seconds": round(secs, 1)}
+    return {"command": " ".join(cmd), "wall_seconds": round(secs, 1),
+            "snakemake_cpu_seconds": round(own, 1) if own is not None else None}
 
 
 # ---------------------------------------------------------------------------------------------- benchmark files
@@ -229,6 +246,9 @@ def rule_table(bench: dict[str, dict[str, dict[str, float | None]]], docs: dict[
             # a global rule's documents are the corpus it reads (counted once, however many jobs read it)
             total = max(n) if row["kind"] == "global" else sum(n)
             cpu = row["cpu_seconds"]
+            if row["kind"] == "per_shard":  # the typical job, less sensitive to a job slowed by its neighbours
+                row["median_job_seconds_per_doc"] = float(np.median([(jobs[j]["s"] or 0.0) / per_job[j]
+                                                                     for j in jobs if per_job[j]]))
             row.update(documents=total, docs_per_job=round(sum(n) / len(n)),
                        seconds_per_doc=secs / total if total else None,
                        docs_per_s_per_core=round(total / secs, 1) if secs else None,
@@ -288,7 +308,8 @@ def peak_child(rule: str, work: Path, tmp: Path) -> None:
     elif rule == "dedup_candidates":
         from vocab_expansion.corpus.dedup import candidates
 
-        candidates(sigs, _dedup_cfg().band_groups()[0], str(tmp / "cand.parquet"), True)
+        cfg = _dedup_cfg()
+        candidates(sigs, cfg.band_groups()[0], str(tmp / "cand.parquet"), True, cfg.key_ranges)
     elif rule == "dedup_clusters":
         from vocab_expansion.corpus.dedup import clusters
 
@@ -425,6 +446,9 @@ def _ratios(row: dict[str, Any], done: list[int]) -> None:
     row["seconds_per_doc_ratio_64x_4x"] = _ratio(spd.get(64), spd.get(4))
     cpd = row["cpu_seconds_per_doc"]
     row["cpu_seconds_per_doc_ratio_64x_4x"] = _ratio(cpd.get(64), cpd.get(4))  # less sensitive to a busy machine
+    med = row["median_job_seconds_per_doc"]
+    if med:
+        row["median_job_seconds_per_doc_ratio_64x_4x"] = _ratio(med.get(64), med.get(4))
     lo, hi = (1, 64) if {1, 64} <= set(done) else (done[0], done[-1])
     n_lo, n_hi = row["docs_per_job"].get(lo), row["docs_per_job"].get(hi)
     r_lo, r_hi = _peak(row, lo), _peak(row, hi)
@@ -455,6 +479,8 @@ def growth(scales: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "seconds_per_doc": {s: r.get("seconds_per_doc") for s, r in at.items()},
             "docs_per_s_per_core": {s: r.get("docs_per_s_per_core") for s, r in at.items()},
             "cpu_seconds_per_doc": {s: r.get("cpu_seconds_per_doc") for s, r in at.items()},
+            "median_job_seconds_per_doc": {s: r["median_job_seconds_per_doc"] for s, r in at.items()
+                                           if "median_job_seconds_per_doc" in r},
         }
         _ratios(row, done)
         out[rule] = row
@@ -500,9 +526,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- main
 
 NOTES = [
-    "Timings come from a shared 2-core machine that other engineers use at the same time: wall seconds (and so "
-    "docs/s per core) are noisy and pessimistic; cpu_seconds (Snakemake's cpu_time, also sampled: the CPU "
-    "time a job spends after its last sample is missing) is less sensitive to it.",
+    "Timings come from a 2-core VM. Run with --cores 1, one job at a time, so that Snakemake's own process (its "
+    "CPU seconds: workflow.snakemake_cpu_seconds) has the other core: with --cores 2 at 64x (~1,000 jobs) it "
+    "competed with the two jobs, whose wall time then exceeded their CPU time by ~35% (6% at 4x). cpu_seconds "
+    "(Snakemake's cpu_time) is sampled: the CPU time a job spends after its last sample is missing; "
+    "median_job_seconds_per_doc is the typical job's wall time per document.",
     "Per-core figures: every job of these rules is single-threaded (pack_resources.cpus = 1), so a job's wall "
     "seconds are core-seconds; a rule's docs/s per core = its documents / the sum of its jobs' seconds, startup of "
     "each job's Python process included.",

@@ -206,6 +206,7 @@ rule dedup_candidates:
     params:
         bands=lambda wc: dedup_bands(int(wc.group)),
         exact=lambda wc: int(wc.group) == 0,
+        key_ranges=config["corpus"]["dedup"]["key_ranges"],
     conda:
         "../envs/corpus.yaml"
     log:
@@ -226,7 +227,7 @@ rule dedup_clusters:
         duplicates="results/corpus/dedup/duplicates.parquet",
         summary="results/corpus/dedup/summary.json",
     params:
-        cfg={k: v for k, v in config["corpus"]["dedup"].items() if k != "band_jobs"},
+        cfg={k: v for k, v in config["corpus"]["dedup"].items() if k not in ("band_jobs", "key_ranges")},
         seed=config["seed"],
     conda:
         "../envs/corpus.yaml"

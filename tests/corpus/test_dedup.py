@@ -15,6 +15,7 @@ from tests.conftest import nsmc_texts
 from vocab_expansion.corpus.dedup import (
     DedupConfig,
     _bucket_pairs,
+    _Signatures,
     candidates,
     clusters,
     filter_shard,
@@ -65,7 +66,7 @@ def planted(shared):
     return base, pairs, exact
 
 
-def _run(tmp_path, shards: list[list[str]], cfg: DedupConfig):
+def _signatures(tmp_path, shards: list[list[str]], cfg: DedupConfig) -> list[str]:
     sig_paths = []
     for s, texts in enumerate(shards):
         name = f"t-0000-{s:04d}"
@@ -73,10 +74,15 @@ def _run(tmp_path, shards: list[list[str]], cfg: DedupConfig):
                                  "source": ["t"] * len(texts)}), tmp_path / f"{name}.parquet")
         sig_paths.append(str(tmp_path / "sig" / f"{name}.parquet"))
         signatures_shard(str(tmp_path / f"{name}.parquet"), sig_paths[-1], cfg)
+    return sig_paths
+
+
+def _run(tmp_path, shards: list[list[str]], cfg: DedupConfig):
+    sig_paths = _signatures(tmp_path, shards, cfg)
     cand = []
     for g, bands in enumerate(cfg.band_groups()):
         cand.append(str(tmp_path / f"cand{g}.parquet"))
-        candidates(sig_paths, bands, cand[-1], include_exact=g == 0)
+        candidates(sig_paths, bands, cand[-1], include_exact=g == 0, key_ranges=cfg.key_ranges)
     summary = clusters(sig_paths, cand, str(tmp_path / "dups.parquet"), str(tmp_path / "summary.json"), cfg)
     kept = []
     for s in range(len(shards)):
@@ -125,6 +131,29 @@ def test_dissimilar_documents_are_not_merged(planted, tmp_path):
     _, dups, _ = _run(tmp_path, [base[:1000]], CFG)
     for d in dups:  # the 1,000 distinct reviews hold few true near-duplicates; whatever merges is similar
         assert d["similarity"] >= CFG.threshold
+
+
+def test_key_ranges_and_scratch_signatures_change_nothing(planted, tmp_path):
+    """Bucketing a band one key range at a time finds exactly the pairs of one sort over all keys, and the
+    clusters step's signatures read through per-chunk maps of its scratch file equal the in-memory ones."""
+    base, pairs, exact = planted
+    copies = [v for i, v, _ in pairs if i < 800] + [base[i] for i in exact if i < 800]
+    texts = base[:800] + copies
+    sig_paths = _signatures(tmp_path, [texts[:500], texts[500:]], CFG)
+    found = {}
+    for k in (1, 3, 8):
+        candidates(sig_paths, range(CFG.bands), str(tmp_path / f"cand{k}.parquet"), True, key_ranges=k)
+        found[k] = pq.read_table(tmp_path / f"cand{k}.parquet")
+    assert found[1].num_rows >= 0.9 * len(copies)
+    assert found[1].equals(found[3]) and found[1].equals(found[8])
+
+    sig = np.concatenate([pq.read_table(p, columns=["sig"]).column("sig").combine_chunks().flatten().to_numpy()
+                          for p in sig_paths]).reshape(-1, CFG.num_perm)
+    sig.tofile(tmp_path / "sig.u32")
+    rng = np.random.default_rng(0)
+    ia, ib = rng.integers(0, len(sig), 1000), rng.integers(0, len(sig), 1000)
+    scratch = _Signatures(tmp_path / "sig.u32", *sig.shape)
+    assert np.array_equal(scratch.similarity(ia, ib, chunk=7), (sig[ia] == sig[ib]).mean(axis=1))
 
 
 def test_bucket_pairs_star_and_chain():

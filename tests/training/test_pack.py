@@ -108,6 +108,18 @@ def test_rows_equal_the_in_memory_packer(tmp_path, case):
     assert data.val_bytes(data.n_val) == data.n_val * (cfg.seq_len - 1)  # the stand-in decoder: a byte an id
 
 
+def test_index_written_in_chunks_equals_one_chunk(tmp_path, monkeypatch):
+    """The index step's chunked prefix sums and streamed ends (chunks of 7 documents) write the same bytes as
+    one chunk: at corpus scale every chunk boundary is crossed."""
+    from vocab_expansion.training import pack as pack_module
+
+    cfg = CASES["bos"][0]
+    target, english = _docs(400, 0.4), _docs(600, 0.0, offset=2)
+    whole = _digests(_write(tmp_path / "whole", target, english, cfg, shards=3, bos=BOS))
+    monkeypatch.setattr(pack_module, "CHUNK", 7)
+    assert _digests(_write(tmp_path / "chunked", target, english, cfg, shards=3, bos=BOS)) == whole
+
+
 def test_packed_bytes_do_not_depend_on_sharding_or_reruns(tmp_path):
     cfg = CASES["oversample+replay"][0]
     target, english = _docs(500, 0.4), _docs(800, 0.0, offset=2)

@@ -89,7 +89,7 @@ def run(a: argparse.Namespace, cfg: dict) -> None:
     elif step == "minhash":
         dedup.signatures_shard(a.input, a.out, configs.dedup(cfg))
     elif step == "candidates":
-        dedup.candidates(a.signatures, a.bands, a.out, a.exact)
+        dedup.candidates(a.signatures, a.bands, a.out, a.exact, configs.dedup(cfg).key_ranges)
     elif step == "clusters":
         dedup.clusters(a.signatures, a.candidates, a.out, a.summary, configs.dedup(cfg))
     elif step == "dedup-filter":

@@ -25,6 +25,7 @@ where words are the better unit.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ class DedupConfig:
     rows: int = 6
     threshold: float = 0.7
     band_jobs: int = 4
+    key_ranges: int = 8
     keep: str = "first"  # first | longest
     seed: int = 0
 
@@ -70,6 +72,8 @@ class DedupConfig:
                               f"num_perm = {self.num_perm}")
         if self.keep not in ("first", "longest"):
             raise ConfigError(f"corpus.dedup.keep must be first or longest, not {self.keep!r}")
+        if self.key_ranges < 1:
+            raise ConfigError(f"corpus.dedup.key_ranges must be at least 1, not {self.key_ranges}")
         if not 0 < self.threshold <= 1:
             raise ConfigError(f"corpus.dedup.threshold must be in (0, 1], not {self.threshold}")
 
@@ -146,7 +150,7 @@ def _bucket_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of documents sharing a key: each with its bucket's first member and with its predecessor.
 
     Members of a bucket are taken in position (corpus) order, so the pairs do not depend on the sort. Peak
-    memory is the keys, one int64 permutation and the sorted keys: 24 bytes a document, whatever the
+    memory is the keys, one int64 permutation and the sorted keys: 24 bytes a key, whatever the
     number of buckets (the pairs themselves are only as many as the documents that share a key).
     """
     order = np.argsort(keys, kind="stable")
@@ -168,27 +172,44 @@ def _shard_offsets(paths: Sequence[str]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([pq.ParquetFile(p).metadata.num_rows for p in paths])]).astype(np.int64)
 
 
-def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: str, include_exact: bool) -> None:
+def _range_keys(paths: Sequence[str], offsets: np.ndarray, column: str, part: int, parts: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The keys of ``column`` that fall in key range ``part`` of ``parts`` (key mod parts), over all shards, and
+    their documents' positions (in corpus order)."""
+    keys, pos = [], []
+    for p, lo in zip(paths, offsets[:-1], strict=True):
+        col = pq.read_table(p, columns=[column]).column(column).to_numpy()
+        sel = np.flatnonzero(col % np.uint64(parts) == np.uint64(part)) if parts > 1 else np.arange(len(col))
+        keys.append(col[sel])
+        pos.append((sel + lo).astype(np.uint32))  # positions fit 32 bits (the pair codes rely on it)
+    return np.concatenate(keys), np.concatenate(pos)
+
+
+def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: str, include_exact: bool,
+               key_ranges: int) -> None:
     """Candidate pairs from the given bands (and the exact hash) over all shards' signature files.
 
     A document is its position in the shards taken in name order (a signature file's ``row`` is its
-    position in the shard), so nothing but one key column is held per document: the column is read
-    into one preallocated array, shard by shard, and bucketed (``_bucket_pairs``: 24 bytes a document
-    at the peak). Pairs are written as ``shard << 32 | row`` keys, sorted, each once.
+    position in the shard). Documents share a bucket only when their keys are equal, and equal keys fall in
+    the same key range, so each band is bucketed one range (key mod ``key_ranges``) at a time: the range's
+    keys and positions are gathered shard by shard and sorted (``_bucket_pairs``), about ``32 / key_ranges``
+    bytes a document at the peak, for ``key_ranges`` reads of the column. The pairs do not depend on the
+    number of ranges. They are written as ``shard << 32 | row`` keys, sorted, each once.
     """
     paths = sorted(signature_paths, key=lambda p: Path(p).name)
     offsets = _shard_offsets(paths)
     columns = [_band_column(b) for b in bands] + (["exact"] if include_exact else [])
     codes = []  # a pair of positions (< 2**32 each) as one uint64: lo << 32 | hi
     for col in columns:
-        keys = np.empty(int(offsets[-1]), dtype=np.uint64)
-        for p, lo, hi in zip(paths, offsets[:-1], offsets[1:], strict=True):
-            keys[lo:hi] = pq.read_table(p, columns=[col]).column(col).to_numpy()
-        a, b = _bucket_pairs(keys)
-        del keys
-        lo_, hi_ = np.minimum(a, b).astype(np.uint64), np.maximum(a, b).astype(np.uint64)
-        codes.append(np.unique((lo_ << np.uint64(32)) | hi_))
-        log.info("%s: %d candidate pairs", col, len(a))
+        found = 0
+        for part in range(key_ranges):
+            keys, pos = _range_keys(paths, offsets, col, part, key_ranges)
+            a, b = _bucket_pairs(keys)
+            del keys
+            a, b = pos[a].astype(np.uint64), pos[b].astype(np.uint64)
+            codes.append(np.unique((np.minimum(a, b) << np.uint64(32)) | np.maximum(a, b)))
+            found += len(a)
+        log.info("%s: %d candidate pairs", col, found)
     code = np.unique(np.concatenate(codes)) if codes else np.empty(0, np.uint64)
     pos = np.stack([(code >> np.uint64(32)).astype(np.int64), (code & np.uint64(0xFFFFFFFF)).astype(np.int64)])
     shard = np.searchsorted(offsets, pos, side="right") - 1
@@ -196,14 +217,24 @@ def candidates(signature_paths: Sequence[str], bands: Iterable[int], out_path: s
     write_table(pa.table({"a": pa.array(keys[0]), "b": pa.array(keys[1])}), out_path)
 
 
-def _similarity(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """Estimated Jaccard (share of equal MinHash values) of the row pairs ``(ia[k], ib[k])``, a chunk of pairs
-    at a time: gathering both signatures of every pair at once would take ``2 * num_perm * 4`` bytes a pair."""
-    out = np.empty(len(ia), dtype=np.float64)
-    for lo in range(0, len(ia), chunk):
-        hi = lo + chunk
-        out[lo:hi] = (sig[ia[lo:hi]] == sig[ib[lo:hi]]).mean(axis=1)
-    return out
+class _Signatures:
+    """The MinHash signatures of the candidate documents, in a scratch file rather than in memory (``num_perm``
+    uint32 values a document: 480 bytes by default, more than everything else the step holds per document)."""
+
+    def __init__(self, path: Path, n: int, num_perm: int) -> None:
+        self.path, self.shape = path, (n, num_perm)
+
+    def similarity(self, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 13) -> np.ndarray:
+        """Estimated Jaccard (share of equal MinHash values) of the row pairs ``(ia[k], ib[k])``, a chunk of pairs
+        at a time, each chunk through its own map of the file, so only the pages that chunk touched are ever
+        resident (at most ``2 * chunk`` pages)."""
+        out = np.empty(len(ia), dtype=np.float64)
+        for lo in range(0, len(ia), chunk):
+            hi = lo + chunk
+            sig = np.memmap(self.path, dtype=np.uint32, mode="r", shape=self.shape)
+            out[lo:hi] = (sig[ia[lo:hi]] == sig[ib[lo:hi]]).mean(axis=1)
+            del sig  # unmapped: the pages leave this process's resident set
+        return out
 
 
 def _by_shard(nodes: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -230,19 +261,22 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
         a, b = pairs[:, 0], pairs[:, 1]
     n_candidates = len(a)
     nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    # signatures, exact hashes and lengths of the documents that appear in a candidate pair (ids are read
-    # later, for the documents the output names only: a Python string each would cost more than the rest)
-    sig = np.empty((len(nodes), cfg.num_perm), dtype=np.uint32)
+    # signatures (to a scratch file), exact hashes and lengths of the documents that appear in a candidate pair
+    # (ids are read later, for the documents the output names only: a Python string each would cost more)
     exact = np.empty(len(nodes), dtype=np.uint64)
     chars = np.empty(len(nodes), dtype=np.int64)
     shard_of = (nodes >> 32).astype(np.int64)
-    for s, sel, rows in _by_shard(nodes):
-        t = pq.read_table(paths[s], columns=["chars", "exact", "sig"]).take(pa.array(rows))
-        sig[sel] = t.column("sig").combine_chunks().flatten().to_numpy().reshape(-1, cfg.num_perm)
-        exact[sel], chars[sel] = t.column("exact").to_numpy(), t.column("chars").to_numpy()
-        del t
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(dir=Path(out_path).parent, prefix=".signatures-")
+    sig = _Signatures(Path(scratch.name) / "signatures.u32", len(nodes), cfg.num_perm)
+    with open(sig.path, "wb") as fh:
+        for s, sel, rows in _by_shard(nodes):  # a shard's nodes are consecutive (nodes are sorted): appended
+            t = pq.read_table(paths[s], columns=["chars", "exact", "sig"]).take(pa.array(rows))
+            fh.write(t.column("sig").combine_chunks().flatten().to_numpy().astype(np.uint32).tobytes())
+            exact[sel], chars[sel] = t.column("exact").to_numpy(), t.column("chars").to_numpy()
+            del t
     ia, ib = inverse[: len(a)], inverse[len(a):]
-    sim = _similarity(sig, ia, ib)
+    sim = sig.similarity(ia, ib)
     is_exact = exact[ia] == exact[ib]
     ok = is_exact | (sim >= cfg.threshold)
     n = len(nodes)
@@ -266,9 +300,10 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
         "id": pa.array(ids[drop].tolist(), pa.string()),
         "kept_id": pa.array(ids[r].tolist(), pa.string()),
         "kept_shard": pa.array([names[i] for i in shard_of[r]], pa.string()),
-        "similarity": pa.array(_similarity(sig, drop, r)),
+        "similarity": pa.array(sig.similarity(drop, r)),
         "exact": pa.array(exact[drop] == exact[r]),
     })
+    scratch.cleanup()
     out = out.sort_by([("shard", "ascending"), ("row", "ascending")])
     write_table(out, out_path)
     summary = {

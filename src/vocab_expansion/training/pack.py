@@ -21,10 +21,11 @@ a 10B-token corpus needs a few hundred MB of index, not the 400 GB its ids take 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import numpy as np
 
 from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.fileio import atomic_path, write_json
-from vocab_expansion.training.tokens import DOC_DTYPE, TokenReader, read_token_docs, split_key
+from vocab_expansion.training.tokens import TokenReader, TokenWriter, split_key
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,6 @@ def val_threshold(fraction: float) -> int:
     return math.ceil(fraction * 2**64)  # f * 2**64 is exact in floating point, its ceiling exact in int
 
 
-@dataclass(frozen=True)
-class Index:
-    """Which documents make up each split, in packing order (global document numbers: the target shards'
-    documents in shard order, then the English replay documents)."""
-
-    train: np.ndarray  # document numbers (uint32, int64 past 4 billion), repeats included, shuffled
-    val: np.ndarray  # document numbers, in corpus order
-    info: dict[str, Any]
-
-
 CHUNK = 1 << 20  # documents per step where a per-document temporary would be wide
 
 
@@ -91,44 +82,17 @@ def _doc_numbers(n: int) -> np.dtype:
     return np.dtype(np.uint32) if n < 2**32 else np.dtype(np.int64)
 
 
-def plan_index(target: np.ndarray, english: np.ndarray, cfg: PackConfig, extra: int) -> Index:
-    """The split, oversampling, English replay and shuffle of :mod:`pack`, as operations on document tables
-    (:data:`tokens.DOC_DTYPE` records; ``extra`` separator ids per document: 1, or 2 with a BOS).
+def shard_plan(table: np.ndarray, cfg: PackConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One shard's part of the split and the oversampling, from its document table (:data:`tokens.DOC_DTYPE`).
 
-    Reads a few bytes per document, never a token, and draws from the seeded generator exactly as the
-    in-memory packer did, so it picks the same documents in the same order.
+    Returns the positions (in the shard) of its validation documents, of its training documents, and how many
+    times each training document appears (``1 + oversample`` when its share of new-token ids reaches
+    ``dense_share``). Depends on nothing outside the shard, so the global step can run it shard by shard.
     """
-    rng = np.random.default_rng(cfg.seed)
-    is_val = target["key"] < np.uint64(val_threshold(cfg.val_fraction))
-    val = np.flatnonzero(is_val)
+    is_val = table["key"] < np.uint64(val_threshold(cfg.val_fraction))
     kept = np.flatnonzero(~is_val)
-    del is_val
-    copies = np.ones(len(kept), dtype=np.int32)
-    for lo in range(0, len(kept), CHUNK):  # chunks: float64 shares of every document at once cost 16 bytes each
-        part = kept[lo:lo + CHUNK]
-        dense = target["new"][part] / target["length"][part].astype(np.float64) >= cfg.dense_share
-        copies[lo:lo + CHUNK] += cfg.oversample * dense
-    train = np.repeat(kept, copies)
-    target_tokens = int(np.dot(target["length"][kept].astype(np.int64), copies.astype(np.int64))) + extra * len(train)
-    replay = np.zeros(0, dtype=np.int64)
-    replay_tokens = 0
-    if cfg.english_replay > 0 and len(english):
-        want = cfg.english_replay / (1 - cfg.english_replay) * target_tokens
-        perm = rng.permutation(len(english))
-        cum = np.cumsum(english["length"][perm].astype(np.int64) + extra)
-        before = np.concatenate([[0], cum[:-1]])
-        take = int(np.searchsorted(before, want, side="left"))  # documents taken while the total is below want
-        replay = len(target) + perm[:take]
-        replay_tokens = int(cum[take - 1]) if take else 0
-    repeated = int(copies.sum(dtype=np.int64) - len(kept))
-    del copies, kept
-    train = np.concatenate([train, replay]).astype(_doc_numbers(len(target) + len(english)))
-    train = train[rng.permutation(len(train))]
-    info = {"train_documents": len(train), "val_documents": len(val),
-            "repeated_documents": repeated,
-            "english_replay_tokens": replay_tokens, "target_tokens": target_tokens,
-            "replay_share": replay_tokens / max(replay_tokens + target_tokens, 1)}
-    return Index(train, val.astype(train.dtype), info)
+    dense = table["new"][kept] / table["length"][kept].astype(np.float64) >= cfg.dense_share
+    return np.flatnonzero(is_val), kept, 1 + cfg.oversample * dense.astype(np.int64)
 
 
 class PackedRows:
@@ -200,14 +164,56 @@ def _save(path: Path, arr: np.ndarray) -> None:
         np.save(fh, arr)
 
 
-def _tables(prefixes: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-    files = [read_token_docs(p) for p in prefixes]
-    tables = [t for _, t in files]
-    tokens = [len(ids) for ids, _ in files]
-    for p, t, n in zip(prefixes, tables, tokens, strict=True):
-        if int(t["length"].astype(np.int64).sum()) != n:
-            raise InputError(f"{p}.docs.npy: document lengths do not add up to {p}.tokens.npy ({n} tokens)")
-    return (np.concatenate(tables) if tables else np.zeros(0, DOC_DTYPE)), tokens
+class _Shards:
+    """The document tables of the token files under some prefixes, read one shard at a time."""
+
+    def __init__(self, prefixes: Sequence[str]) -> None:
+        self.prefixes = list(prefixes)
+        self.docs = [len(np.load(f"{p}.docs.npy", mmap_mode="r")) for p in self.prefixes]  # headers only
+        self.tokens = [len(TokenReader(f"{p}.tokens.npy")) for p in self.prefixes]
+
+    def tables(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first global document number, table) of each shard, in order, checked against its token file."""
+        first = 0
+        for p, n_docs, n_tokens in zip(self.prefixes, self.docs, self.tokens, strict=True):
+            table = np.load(f"{p}.docs.npy")
+            if len(table) != n_docs or int(table["length"].sum(dtype=np.int64)) != n_tokens:
+                raise InputError(f"{p}.docs.npy: document lengths do not add up to {p}.tokens.npy ({n_tokens} tokens)")
+            yield first, table
+            first += n_docs
+
+
+def _starts_of(lengths: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Where the documents ``docs`` start in the joined token files, by prefix sums a chunk at a time (an int64
+    start for every document would take 8 bytes each)."""
+    order = np.argsort(docs, kind="stable")
+    wanted = docs[order].astype(np.int64)
+    out = np.empty(len(docs), dtype=np.int64)
+    run = 0
+    for lo in range(0, len(lengths), CHUNK):
+        part = lengths[lo:lo + CHUNK].astype(np.int64)
+        a, b = np.searchsorted(wanted, [lo, lo + len(part)])
+        out[order[a:b]] = run + np.cumsum(part)[wanted[a:b] - lo] - part[wanted[a:b] - lo]
+        run += int(part.sum())
+    return out
+
+
+def _write_ends(path: Path, order: np.ndarray, lengths: np.ndarray, extra: int, keep: int) -> np.ndarray:
+    """Write where each document of ``order`` ends in the joined stream (int64), a chunk at a time; returns the
+    last ``keep`` ends."""
+    last = np.zeros(0, dtype=np.int64)
+    run = 0
+    with atomic_path(path) as tmp:
+        writer = TokenWriter(Path(tmp), np.dtype("<i8"))
+        try:
+            for lo in range(0, len(order), CHUNK):
+                ends = np.cumsum(lengths[order[lo:lo + CHUNK]].astype(np.int64) + extra) + run
+                writer.write(ends)
+                run = int(ends[-1])
+                last = np.concatenate([last, ends])[-keep:]
+        finally:
+            writer.close()
+    return last
 
 
 def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[str], cfg: PackConfig, eos_id: int,
@@ -216,55 +222,98 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the packed data folder of the token files under the ``target`` and ``english`` prefixes.
 
-    Only document tables and index arrays are held in memory (about 50 bytes a document at the peak); the validation
-    rows are decoded a chunk at a time for their byte counts (``decode``: ids -> texts, skipping special
-    tokens; None writes no ``val_bytes.npy``); ``meta`` goes into ``info.json`` as it is. Every file but
-    ``sources.json`` (which names the token files) depends only on the documents, not on their sharding.
+    Global document numbers are the target shards' documents in order, then the English replay documents.
+    Per shard (:func:`shard_plan`): the split and the oversampling; then the English replay and the shuffle
+    draw from the seeded generator exactly as the in-memory packer did, so the same documents come in the
+    same order. Held in memory: every document's length (4 bytes) and the shuffled training order (4 bytes a
+    document and copy); everything else is written a shard or a chunk at a time. The validation rows are
+    decoded a chunk at a time for their byte counts (``decode``: ids -> texts, skipping special tokens; None
+    writes no ``val_bytes.npy``); ``meta`` goes into ``info.json`` as it is. Every file but ``sources.json``
+    (which names the token files) depends only on the documents, not on their sharding.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    t_docs, t_tokens = _tables(target)
-    e_docs, e_tokens = _tables(english)
     extra = 1 if bos_id is None else 2
-    index = plan_index(t_docs, e_docs, cfg, extra)
-    new = np.concatenate([t_docs["new"], e_docs["new"]])
-    docs = np.zeros(len(new), dtype=INDEX_DTYPE)
-    docs["length"] = np.concatenate([t_docs["length"], e_docs["length"]])
-    del t_docs, e_docs
-    docs["start"] = np.cumsum(docs["length"], dtype=np.int64)
-    docs["start"] -= docs["length"]  # token files follow each other, documents inside each
-    _save(out / "docs.npy", docs)
-    ends = {}
-    for split in ("train", "val"):
-        order = getattr(index, split)
-        _save(out / f"{split}_docs.npy", order)
-        ends[split] = np.cumsum(docs["length"][order], dtype=np.int64)
-        ends[split] += extra * np.arange(1, len(order) + 1, dtype=np.int64)
-        _save(out / f"{split}_ends.npy", ends[split])
+    shards, eng = _Shards(target), _Shards(english)
+    n_target = sum(shards.docs)
+    dtype = _doc_numbers(n_target + sum(eng.docs))
+    lengths = np.empty(n_target + sum(eng.docs), dtype=np.uint32)
+    val_parts, n_train, target_tokens, new_train = [], 0, 0, 0
+    with atomic_path(out / "docs.npy") as tmp:  # pass 1: the document table, the split, the counts
+        writer = TokenWriter(Path(tmp), INDEX_DTYPE)
+        try:
+            start = 0
+            for first, table in itertools.chain(shards.tables(), ((n_target + f, t) for f, t in eng.tables())):
+                n = len(table)
+                lengths[first:first + n] = table["length"]
+                rec = np.zeros(n, dtype=INDEX_DTYPE)
+                rec["length"] = table["length"]
+                rec["start"] = start + np.cumsum(table["length"], dtype=np.int64) - table["length"]
+                writer.write(rec)
+                start += int(table["length"].sum(dtype=np.int64))
+                if first >= n_target:
+                    continue
+                val, kept, copies = shard_plan(table, cfg)
+                val_parts.append((first + val).astype(dtype))
+                n_train += int(copies.sum())
+                target_tokens += int(np.dot(table["length"][kept].astype(np.int64), copies)) + extra * int(copies.sum())
+                new_train += int(np.dot(table["new"][kept].astype(np.int64), copies))
+        finally:
+            writer.close()
+    n_kept = n_target - sum(len(v) for v in val_parts)
+    rng = np.random.default_rng(cfg.seed)
+    replay = np.zeros(0, dtype=np.int64)
+    replay_tokens = 0
+    if cfg.english_replay > 0 and len(eng.prefixes) and sum(eng.docs):
+        e_docs = np.concatenate([t for _, t in eng.tables()])  # the replay text: a fixed size, not the corpus
+        want = cfg.english_replay / (1 - cfg.english_replay) * target_tokens
+        perm = rng.permutation(len(e_docs))
+        cum = np.cumsum(e_docs["length"][perm].astype(np.int64) + extra)
+        take = int(np.searchsorted(np.concatenate([[0], cum[:-1]]), want, side="left"))  # taken while below want
+        replay = n_target + perm[:take]
+        replay_tokens = int(cum[take - 1]) if take else 0
+        new_train += int(e_docs["new"][perm[:take]].sum(dtype=np.int64))
+        del e_docs, perm, cum
+    train = np.empty(n_train + len(replay), dtype=dtype)  # pass 2: the training order
+    at = 0
+    for first, table in shards.tables():
+        _, kept, copies = shard_plan(table, cfg)
+        train[at:at + int(copies.sum())] = np.repeat(first + kept, copies)
+        at += int(copies.sum())
+    train[at:] = replay
+    rng.shuffle(train)  # the same draws, and so the same order, as train[rng.permutation(len(train))]
+    val = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=dtype)
+    info = {"train_documents": len(train), "val_documents": len(val), "repeated_documents": n_train - n_kept,
+            "english_replay_tokens": replay_tokens, "target_tokens": target_tokens,
+            "replay_share": replay_tokens / max(replay_tokens + target_tokens, 1)}
+    _save(out / "train_docs.npy", train)
+    _save(out / "val_docs.npy", val)
+    last = _write_ends(out / "train_ends.npy", train, lengths, extra, keep=cfg.seq_len + 1)
+    val_ends = _write_ends(out / "val_ends.npy", val, lengths, extra, keep=max(len(val), 1))
     rel = lambda p: os.path.relpath(f"{p}.tokens.npy", out)  # noqa: E731 - the folder moves with its token files
     write_json(out / "sources.json", {
-        "target": [{"tokens": rel(p), "count": n} for p, n in zip(target, t_tokens, strict=True)],
-        "english": [{"tokens": rel(p), "count": n} for p, n in zip(english, e_tokens, strict=True)]})
-    info = {**(meta or {}), **index.info, "kind": "packed", "seq_len": cfg.seq_len, "first_new_id": first_new_id,
-            "eos_id": eos_id,
-            "doc_start": {"bos": bos_id} if bos_id is not None else {"after_eos": eos_id}}
-    write_json(out / "info.json", info)  # open_split reads it; completed below
-    # one pass over the rows just indexed, from the arrays in memory and positioned reads of the token files
+        "target": [{"tokens": rel(p), "count": n} for p, n in zip(target, shards.tokens, strict=True)],
+        "english": [{"tokens": rel(p), "count": n} for p, n in zip(english, eng.tokens, strict=True)]})
+    # the rows' own pass: the training stream's dropped tail and the validation rows, from positioned reads of
+    # the token files and the few documents they cover
     readers = [TokenReader(f"{p}.tokens.npy") for p in (*target, *english)]
-    train, val = (PackedRows(readers, docs["start"], docs["length"], getattr(index, split), ends[split],
-                             cfg.seq_len, eos_id, bos_id) for split in ("train", "val"))
-    tail = train.stream(len(train) * cfg.seq_len, train.total)
-    new_train = sum(int(new[index.train[lo:lo + CHUNK]].sum(dtype=np.int64))
-                    for lo in range(0, len(index.train), CHUNK))
-    new_train -= int(np.count_nonzero(tail >= first_new_id))
-    info.update(train_sequences=len(train), val_sequences=len(val),
-                new_token_share_train=new_train / (len(train) * cfg.seq_len) if len(train) else 0.0)
+    tail_docs = train[len(train) - len(last):]
+    tail = PackedRows(readers, _starts_of(lengths, tail_docs), lengths[tail_docs], np.arange(len(last)), last,
+                      cfg.seq_len, eos_id, bos_id)
+    rows = tail.total // cfg.seq_len
+    new_train -= int(np.count_nonzero(tail.stream(rows * cfg.seq_len, tail.total) >= first_new_id))
+    val_rows = PackedRows(readers, _starts_of(lengths, val), lengths[val], np.arange(len(val)), val_ends,
+                          cfg.seq_len, eos_id, bos_id)
+    info = {**(meta or {}), **info, "kind": "packed", "seq_len": cfg.seq_len, "first_new_id": first_new_id,
+            "eos_id": eos_id, "doc_start": {"bos": bos_id} if bos_id is not None else {"after_eos": eos_id},
+            "train_sequences": rows, "val_sequences": len(val_rows),
+            "new_token_share_train": new_train / (rows * cfg.seq_len) if rows else 0.0}
     if decode is not None:
-        val_bytes = np.zeros(len(val), dtype=np.int64)
-        for lo in range(0, len(val), 1024):
-            rows = val[lo:lo + 1024]
+        val_bytes = np.zeros(len(val_rows), dtype=np.int64)
+        for lo in range(0, len(val_rows), 1024):
+            part = val_rows[lo:lo + 1024]
             # bytes of the predicted text: a row's first token is never a label, separators are not text
-            val_bytes[lo:lo + len(rows)] = [len(t.encode("utf-8")) for t in decode([r[1:].tolist() for r in rows])]
+            val_bytes[lo:lo + len(part)] = [len(t.encode("utf-8")) for t in decode([r[1:].tolist() for r in part])]
         _save(out / "val_bytes.npy", val_bytes)
         info["val_bytes"] = int(val_bytes.sum())
     write_json(out / "info.json", info)

@@ -44,13 +44,15 @@ def _header(dtype: np.dtype, n: int) -> bytes:
     import io
 
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": dtype.str, "fortran_order": False, "shape": (n,)})
+    descr = np.lib.format.dtype_to_descr(dtype)  # what np.save writes, records included
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": (n,)})
     return buf.getvalue()
 
 
 class TokenWriter:
-    """Appends id arrays to an ``.npy`` file without holding them: the header is rewritten with the final
-    length on close (its padded size is the same for any length below 10**15)."""
+    """Appends arrays (token ids, or any 1-D records) to an ``.npy`` file without holding them: the header is
+    rewritten with the final length on close (its padded size is the same for any length below 10**15), and
+    the file is byte for byte what ``np.save`` writes for the whole array."""
 
     def __init__(self, path: Path, dtype: np.dtype) -> None:
         self.path, self.dtype, self.n = path, dtype, 0
