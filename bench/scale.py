@@ -9,15 +9,18 @@ every id is unique, and a known share of planted duplicates (exact copies of ear
 (``results/training/data/base`` with the base tokenizer, plus ``results/corpus/stats.tsv``), as one Snakemake run
 in its own work directory with the same ``corpus.shard_docs`` at every scale. Per rule the figures come from
 Snakemake's ``benchmark:`` files (jobs, sum of wall seconds, max of max_rss) and the documents from the rule's own
-counts; the jobs whose peak the benchmark's 30-s sampling can miss (ingest and the global dedup and pack jobs) are
-rerun once outside Snakemake in a child process whose own peak (VmHWM) is read at its end. The anchor: datatrove's
-``DocumentTokenizer`` against our ``pack_tokenize`` function (``run_tokenize``) on the same filtered shards with
-the same tokenizer, each in a single-threaded child process, side by side.
+counts; the jobs whose peak the benchmark's sampling can miss (ingest, a minhash shard, the global dedup and pack
+jobs) are rerun once outside Snakemake in a child process whose own peak (VmHWM) is read at its end. The anchor:
+datatrove's ``DocumentTokenizer`` against our ``pack_tokenize`` function (``run_tokenize``) on the same filtered
+shards with the same tokenizer, each in a single-threaded child process, side by side.
 
 Writes bench/results/scale.json (after each scale) and bench/results/scale.png. Not a test: run it by hand,
 
-    .venv/bin/python bench/scale.py [--scales 1 4 16 64] [--work /tmp/vx_scale] [--cores 2] [--shard-docs 50000]
-                                    [--anchor-scales 1 4 16] [--skip-datatrove] [--keep]
+    .venv/bin/python bench/scale.py [--scales 1 4 16 64] [--work /tmp/vx_scale] [--cores 1] [--shard-docs 50000]
+                                    [--anchor-scales 1 4 16] [--skip-datatrove] [--keep] [--peaks-only]
+
+``--cores 1`` (the default) leaves the machine's other core to Snakemake's own process, whose scheduling CPU grows
+with the square of the job count (228 s for the 661 jobs of 64x) and would otherwise slow the jobs it times.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ PER_SHARD = ("ingest", "normalize", "heuristics", "kenlm_score", "kenlm_filter",
              "pack_tokenize")
 GLOBAL = ("kenlm_thresholds", "dedup_candidates", "dedup_clusters", "corpus_stats", "pack_data")
 FIXED = ("kenlm_segmenter", "kenlm_train", "pack_tokenize_english", "tokenizer_sample")
-PEAK_RULES = ("ingest", "dedup_candidates", "dedup_clusters", "pack_data")
+PEAK_RULES = ("ingest", "minhash", "dedup_candidates", "dedup_clusters", "pack_data")
 
 
 # ---------------------------------------------------------------------------------------------- synthetic corpus
@@ -305,6 +308,11 @@ def peak_child(rule: str, work: Path, tmp: Path) -> None:
         over = yaml.safe_load((work / "overlay.yaml").read_text(encoding="utf-8"))["corpus"]
         entry = over["sources"][0]
         ingest_file(entry["path"], Source.from_config(entry), 0, over["shard_docs"], tmp / "ing", tmp / "rej")
+    elif rule == "minhash":  # the first shard (a full one): its short job's peak falls between the samples
+        from vocab_expansion.corpus.dedup import signatures_shard
+
+        first = sorted((res / "corpus" / "perplexity").glob("*.parquet"))[0]
+        signatures_shard(str(first), str(tmp / "sig.parquet"), _dedup_cfg())
     elif rule == "dedup_candidates":
         from vocab_expansion.corpus.dedup import candidates
 
@@ -355,9 +363,10 @@ def exact_peaks(work: Path, docs: dict[str, dict[str, int]]) -> dict[str, Any]:
         tmp = work / "peak" / rule
         tmp.mkdir(parents=True, exist_ok=True)
         secs, rss = _child(["--peak-rule", rule, "--work", str(work)], tmp, None, work / "peak" / f"{rule}.log")
-        n = max(docs[rule].values())
+        n = docs[rule][sorted(docs[rule])[0]] if rule == "minhash" else max(docs[rule].values())
+        job = {"dedup_candidates": "group 000 (its bands and the exact hash)", "minhash": "the first shard"}
         out[rule] = {"seconds": round(secs, 2), "peak_rss_mb": round(rss, 1), "docs_per_job": n,
-                     "job": "group 000 (its bands and the exact hash)" if rule == "dedup_candidates" else "the one job"}
+                     "job": job.get(rule, "the one job")}
         shutil.rmtree(tmp)
     return out
 
@@ -535,7 +544,8 @@ NOTES = [
     "seconds are core-seconds; a rule's docs/s per core = its documents / the sum of its jobs' seconds, startup of "
     "each job's Python process included.",
     "max_rss (MiB, as Snakemake writes it) is sampled: every 0.5 s for a job's first 15 s, then every 30 s, so it "
-    "can miss the peak of a long job; ingest, dedup_candidates (group 000), dedup_clusters and pack_data are rerun "
+    "can miss the peak of a job (a short one's between samples, a long one's later); ingest, minhash (the first "
+    "shard), dedup_candidates (group 000), dedup_clusters and pack_data are rerun "
     "once outside Snakemake in a child process that reads its own peak (VmHWM) at its end (exact_peaks); the "
     "ratios use the exact peak where there is one. Both include the Python interpreter and the imports (~100-300 MiB).",
     "ingest is one job per source file, not per shard: each scale is one jsonl file, so its job grows with the "
@@ -623,7 +633,7 @@ def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--work", default="/tmp/vx_scale", help="work root: one directory per scale, the tokenizer")
-    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--cores", type=int, default=1, help="Snakemake's --cores (jobs at a time)")
     ap.add_argument("--shard-docs", type=int, default=50000)
     ap.add_argument("--dup-share", type=float, default=0.02, help="planted exact duplicates, share of each scale")
     ap.add_argument("--seed", type=int, default=0)
@@ -631,6 +641,8 @@ def _args() -> argparse.Namespace:
                     help="scales at which to time the tokenize anchor")
     ap.add_argument("--skip-datatrove", action="store_true", help="time only our side of the anchor")
     ap.add_argument("--keep", action="store_true", help="keep each scale's work directory")
+    ap.add_argument("--peaks-only", action="store_true",
+                    help="rerun only the exact peaks on the kept work directories of --scales, updating --out")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     ap.add_argument("--plot", default=str(ROOT / "bench" / "results" / "scale.png"))
     # internal: the child processes
@@ -650,6 +662,18 @@ def main() -> None:
             res = fn(Path(a.work) / "results" / "corpus" / "filtered", Path(a.tokenizer), Path(a.tmp))
             (Path(a.tmp) / "result.json").write_text(json.dumps(res), encoding="utf-8")
         (Path(a.tmp) / "vmhwm.txt").write_text(str(_vm_hwm_mb()), encoding="utf-8")
+        return
+    if a.peaks_only:  # the exact peaks again, on the kept work directories, into the existing figures
+        result = json.loads(Path(a.out).read_text(encoding="utf-8"))
+        scales = result["scales"]
+        for scale in a.scales:
+            work = Path(a.work) / f"x{scale}"
+            scales[str(scale)]["exact_peaks"] = exact_peaks(work, job_docs(work))
+            print(f"[{scale}x] exact peaks: {scales[str(scale)]['exact_peaks']}", flush=True)
+        kept = {k: result[k] for k in ("machine", "command", "settings")}  # of the run that made the figures
+        result = {**result_of(a, scales), **kept, "peaks_rerun": "python bench/scale.py " + " ".join(sys.argv[1:])}
+        Path(a.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        plot(result, Path(a.plot))
         return
     Path(a.work).mkdir(parents=True, exist_ok=True)
     tokenizer = prepare_tokenizer(Path(a.work))

@@ -135,7 +135,8 @@ def test_dissimilar_documents_are_not_merged(planted, tmp_path):
 
 def test_key_ranges_and_scratch_signatures_change_nothing(planted, tmp_path):
     """Bucketing a band one key range at a time finds exactly the pairs of one sort over all keys, and the
-    clusters step's signatures read through per-chunk maps of its scratch file equal the in-memory ones."""
+    clusters step's signatures read back from its scratch file (positioned reads, chunks of 7 pairs) equal the
+    in-memory ones."""
     base, pairs, exact = planted
     copies = [v for i, v, _ in pairs if i < 800] + [base[i] for i in exact if i < 800]
     texts = base[:800] + copies
@@ -154,6 +155,14 @@ def test_key_ranges_and_scratch_signatures_change_nothing(planted, tmp_path):
     ia, ib = rng.integers(0, len(sig), 1000), rng.integers(0, len(sig), 1000)
     scratch = _Signatures(tmp_path / "sig.u32", *sig.shape)
     assert np.array_equal(scratch.similarity(ia, ib, chunk=7), (sig[ia] == sig[ib]).mean(axis=1))
+
+
+def test_no_candidates_writes_an_empty_list(tmp_path):
+    texts = ["첫 번째 리뷰입니다 정말 좋아요", "두 번째는 별로였어요", "세 번째 영화 최고"]
+    summary, dups, kept = _run(tmp_path, [texts], CFG)
+    assert summary["candidate_pairs"] == 0 and dups == [] and len(kept) == 3
+    assert pq.read_schema(tmp_path / "dups.parquet").names == ["shard", "row", "id", "kept_id", "kept_shard",
+                                                               "similarity", "exact"]
 
 
 def test_bucket_pairs_star_and_chain():

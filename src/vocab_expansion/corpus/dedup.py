@@ -25,6 +25,7 @@ where words are the better unit.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -178,7 +179,8 @@ def _range_keys(paths: Sequence[str], offsets: np.ndarray, column: str, part: in
     their documents' positions (in corpus order)."""
     keys, pos = [], []
     for p, lo in zip(paths, offsets[:-1], strict=True):
-        col = pq.read_table(p, columns=[column]).column(column).to_numpy()
+        with pq.ParquetFile(p) as pf:  # one thread: a thread pool's buffers would stay in the memory pool
+            col = pf.read(columns=[column], use_threads=False).column(column).to_numpy()
         sel = np.flatnonzero(col % np.uint64(parts) == np.uint64(part)) if parts > 1 else np.arange(len(col))
         keys.append(col[sel])
         pos.append((sel + lo).astype(np.uint32))  # positions fit 32 bits (the pair codes rely on it)
@@ -224,17 +226,44 @@ class _Signatures:
     def __init__(self, path: Path, n: int, num_perm: int) -> None:
         self.path, self.shape = path, (n, num_perm)
 
+    def _rows(self, fd: int, idx: np.ndarray) -> np.ndarray:
+        """The signatures of rows ``idx``, by positioned reads (one per run of consecutive rows). Not a memory
+        map: the kernel maps the neighbours of every faulted page too (fault-around), so random rows through a
+        map made the resident set grow by ~40 KB a row."""
+        uniq, inv = np.unique(idx, return_inverse=True)
+        out = np.empty((len(uniq), self.shape[1]), dtype=np.uint32)
+        size = self.shape[1] * 4
+        starts = np.flatnonzero(np.diff(uniq, prepend=-2) != 1)
+        for s, e in zip(starts.tolist(), [*starts[1:].tolist(), len(uniq)], strict=True):
+            buf = os.pread(fd, (e - s) * size, int(uniq[s]) * size)
+            out[s:e] = np.frombuffer(buf, dtype=np.uint32).reshape(e - s, self.shape[1])
+        return out[inv]
+
     def similarity(self, ia: np.ndarray, ib: np.ndarray, chunk: int = 1 << 13) -> np.ndarray:
         """Estimated Jaccard (share of equal MinHash values) of the row pairs ``(ia[k], ib[k])``, a chunk of pairs
-        at a time, each chunk through its own map of the file, so only the pages that chunk touched are ever
-        resident (at most ``2 * chunk`` pages)."""
+        at a time (two chunks of signatures in memory)."""
         out = np.empty(len(ia), dtype=np.float64)
-        for lo in range(0, len(ia), chunk):
-            hi = lo + chunk
-            sig = np.memmap(self.path, dtype=np.uint32, mode="r", shape=self.shape)
-            out[lo:hi] = (sig[ia[lo:hi]] == sig[ib[lo:hi]]).mean(axis=1)
-            del sig  # unmapped: the pages leave this process's resident set
+        with open(self.path, "rb") as fh:
+            for lo in range(0, len(ia), chunk):
+                hi = lo + chunk
+                out[lo:hi] = (self._rows(fh.fileno(), ia[lo:hi]) == self._rows(fh.fileno(), ib[lo:hi])).mean(axis=1)
         return out
+
+
+def _read_rows(path: str, columns: list[str], rows: np.ndarray, batch_size: int = 8192) -> pa.Table:
+    """Rows ``rows`` (sorted) of a parquet file, read a record batch at a time: a whole column of a shard (24 MB
+    of signatures) is never read at once, and the memory pool returns what the batches took, so the step's
+    memory does not grow with the number of shards it reads."""
+    parts, lo = [], 0
+    with pq.ParquetFile(path) as pf:
+        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+            a, b = np.searchsorted(rows, [lo, lo + batch.num_rows])
+            if b > a:
+                parts.append(batch.take(pa.array(rows[a:b] - lo)))
+            lo += batch.num_rows
+        table = pa.Table.from_batches(parts, schema=pf.schema_arrow.select(columns) if not parts else None)
+    pa.default_memory_pool().release_unused()
+    return table
 
 
 def _by_shard(nodes: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -271,7 +300,7 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
     sig = _Signatures(Path(scratch.name) / "signatures.u32", len(nodes), cfg.num_perm)
     with open(sig.path, "wb") as fh:
         for s, sel, rows in _by_shard(nodes):  # a shard's nodes are consecutive (nodes are sorted): appended
-            t = pq.read_table(paths[s], columns=["chars", "exact", "sig"]).take(pa.array(rows))
+            t = _read_rows(paths[s], ["chars", "exact", "sig"], rows)
             fh.write(t.column("sig").combine_chunks().flatten().to_numpy().astype(np.uint32).tobytes())
             exact[sel], chars[sel] = t.column("exact").to_numpy(), t.column("chars").to_numpy()
             del t
@@ -291,15 +320,16 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
     drop = np.flatnonzero(rep_of != np.arange(n))
     r = rep_of[drop]
     named = np.unique(np.concatenate([drop, r]))
-    ids = np.empty(len(nodes), dtype=object)
-    for s, sel, rows in _by_shard(nodes[named]):
-        ids[named[sel]] = pq.read_table(paths[s], columns=["id"]).take(pa.array(rows)).column("id").to_pylist()
+    # ids of the named documents as one Arrow column (in ``named`` order), never as Python strings
+    ids = pa.chunked_array([_read_rows(paths[s], ["id"], rows).column("id").combine_chunks()
+                            for s, _, rows in _by_shard(nodes[named])], pa.string())
+    shard_names = pa.array(names, pa.string())
     out = pa.table({
-        "shard": pa.array([names[i] for i in shard_of[drop]], pa.string()),
+        "shard": shard_names.take(pa.array(shard_of[drop])),
         "row": pa.array((nodes[drop] & 0xFFFFFFFF).astype(np.int32)),
-        "id": pa.array(ids[drop].tolist(), pa.string()),
-        "kept_id": pa.array(ids[r].tolist(), pa.string()),
-        "kept_shard": pa.array([names[i] for i in shard_of[r]], pa.string()),
+        "id": ids.take(pa.array(np.searchsorted(named, drop))).combine_chunks(),
+        "kept_id": ids.take(pa.array(np.searchsorted(named, r))).combine_chunks(),
+        "kept_shard": shard_names.take(pa.array(shard_of[r])),
         "similarity": pa.array(sig.similarity(drop, r)),
         "exact": pa.array(exact[drop] == exact[r]),
     })
