@@ -255,8 +255,9 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
                     continue
                 val, kept, copies = shard_plan(table, cfg)
                 val_parts.append((first + val).astype(dtype))
-                n_train += int(copies.sum())
-                target_tokens += int(np.dot(table["length"][kept].astype(np.int64), copies)) + extra * int(copies.sum())
+                n_copies = int(copies.sum())
+                n_train += n_copies
+                target_tokens += int(np.dot(table["length"][kept].astype(np.int64), copies)) + extra * n_copies
                 new_train += int(np.dot(table["new"][kept].astype(np.int64), copies))
         finally:
             writer.close()
@@ -277,9 +278,10 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
     train = np.empty(n_train + len(replay), dtype=dtype)  # pass 2: the training order
     at = 0
     for first, table in shards.tables():
-        _, kept, copies = shard_plan(table, cfg)
-        train[at:at + int(copies.sum())] = np.repeat(first + kept, copies)
-        at += int(copies.sum())
+        _, kept, copies = shard_plan(table, cfg)  # again, rather than holding every shard's plan from pass 1
+        n_copies = int(copies.sum())
+        train[at:at + n_copies] = np.repeat(first + kept, copies)
+        at += n_copies
     train[at:] = replay
     rng.shuffle(train)  # the same draws, and so the same order, as train[rng.permutation(len(train))]
     val = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=dtype)
