@@ -3,8 +3,6 @@
 # On a SLURM cluster:     snakemake --profile slurm    (see README "On a SLURM cluster")
 from snakemake.utils import min_version
 
-from vocab_expansion.eval import checkpoints as ckpts
-
 min_version("9.0")
 
 
@@ -12,20 +10,6 @@ configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
-
-
-wildcard_constraints:
-    source=r"[A-Za-z0-9_]+",
-    part=r"\d{4}",
-    shard=r"[A-Za-z0-9_]+-\d{4}-\d{4}",
-    group=r"\d{3}",
-    variant=r"[A-Za-z0-9_]+",
-    n=r"\d+",
-    tokenizer=r"expanded|base",
-    checkpoint=ckpts.WILDCARD,
-    sft=r"[A-Za-z0-9_]+",
-    k=r"\d+",
-    table=r"[A-Za-z0-9_]+",
 
 
 include: "rules/common.smk"

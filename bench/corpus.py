@@ -46,7 +46,7 @@ def _dedup_all(shard: Path, work: Path, cfg: dedup.DedupConfig) -> dict:
     sig, cand = work / "b-0000-0000.parquet", work / "cand.parquet"
     t0 = time.perf_counter()
     dedup.signatures_shard(str(shard), str(sig), cfg)
-    dedup.candidates([str(sig)], range(cfg.bands), str(cand), True)
+    dedup.candidates([str(sig)], range(cfg.bands), str(cand), True, cfg.key_ranges)
     summary = dedup.clusters([str(sig)], [str(cand)], str(work / "dups.parquet"), str(work / "s.json"), cfg)
     secs = time.perf_counter() - t0
     texts = pq.read_table(shard, columns=["text"]).column("text").to_pylist()
@@ -67,15 +67,16 @@ def run(docs: int | None, with_datatrove: bool) -> dict:
         lines = src_file.read_text(encoding="utf-8").splitlines()[:docs]
         src_file = work / "input.jsonl"
         src_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    src = ingest.Source(name="b", path=str(src_file), id_field="id")
+    src = ingest.CorpusSource.from_config({"name": "b", "path": str(src_file), "id_field": "id"})
     ref = work / "reference.txt"
     ref.write_text((SHARED / "parallel" / "koen_news_dev.ko").read_text(encoding="utf-8")
                    + (SHARED / "parallel" / "jhe_dev.ko").read_text(encoding="utf-8"), encoding="utf-8")
-    kcfg = perplexity.KenLMConfig(reference=(str(ref),))
+    kcfg = perplexity.KenLMConfig.from_config({"reference": [str(ref)]})
     model = work / "model.binary"
     t_train = _timed(lambda: perplexity.train_kenlm([ref], model, kcfg))
-    hcfg = heuristics.HeuristicsConfig(min_words=2)
-    dcfg = dedup.DedupConfig()
+    hcfg = heuristics.HeuristicsConfig.from_config({"length": {"min_words": 2}}, "Hangul")
+    dcfg = dedup.DedupConfig.from_config({}, seed=0)
+    ncfg = normalize.NormalizeConfig.from_config({})
     shard = "b-0000-0000"
     p = {name: work / f"{name}.parquet" for name in ("raw", "norm", "heur", "scored", "ppl", "sig", "cand", "dups",
                                                       "final")}
@@ -101,7 +102,7 @@ def run(docs: int | None, with_datatrove: bool) -> dict:
     steps["ingest"]["docs_in"] = num_rows(p["raw"]) + num_rows(junk / f"{shard}.parquet")
     steps["ingest"]["docs_per_s"] = round(steps["ingest"]["docs_in"] / steps["ingest"]["seconds"], 1)
     step("normalize", lambda: normalize.normalize_shard(str(p["raw"]), str(p["norm"]), str(junk / "n.parquet"),
-                                                        str(junk / "n.json"), shard, normalize.NormalizeConfig()),
+                                                        str(junk / "n.json"), shard, ncfg),
          p["raw"])
     step("heuristics", lambda: heuristics.filter_shard(str(p["norm"]), str(p["heur"]), str(junk / "h.parquet"),
                                                        str(junk / "h.json"), shard, hcfg), p["norm"])
@@ -113,7 +114,8 @@ def run(docs: int | None, with_datatrove: bool) -> dict:
                                                          str(junk / "p.parquet"), str(junk / "p.json"), shard),
          p["scored"])
     step("minhash", lambda: dedup.signatures_shard(str(p["ppl"]), str(p["sig"]), dcfg), p["ppl"])
-    step("dedup_candidates", lambda: dedup.candidates([str(p["sig"])], range(dcfg.bands), str(p["cand"]), True),
+    step("dedup_candidates", lambda: dedup.candidates([str(p["sig"])], range(dcfg.bands), str(p["cand"]), True,
+                                                      dcfg.key_ranges),
          p["ppl"], per_doc=False)
     step("dedup_clusters", lambda: dedup.clusters([str(p["sig"])], [str(p["cand"])], str(p["dups"]),
                                                   str(work / "summary.json"), dcfg), p["ppl"], per_doc=False)

@@ -1,17 +1,18 @@
 """Benchmark of the stage steps on one GPU: tokens/s, MFU and peak memory beside the memory plan's figure.
 
-Random-initialised models through the trainer's code: ``trainable.build_stage_model`` on the meta device
+Random-initialised models through the trainer's code: ``methods.build_stage_model`` on the meta device
 (bf16: frozen weights bf16, trainable fp32; sdpa), allocated with random weights instead of a checkpoint,
-``loss.CausalLMLoss``, the trainer's AdamW (fused on CUDA), ``trainer.accumulate`` (bf16 autocast) in a process
-group of one, ``trainer.clip_grad_norm``; ``trainer.evaluate`` for the intrinsic eval. Models (seq_len 4096,
+``loss.CausalLMLoss``, the trainer's AdamW (fused on CUDA), ``passes.accumulate`` (bf16 autocast) in a process
+group of one, ``optimizer.clip_grad_norm``; ``passes.evaluate`` for the intrinsic eval. Models (seq_len 4096,
 128,256 + 8,960 new tokens = 137,216 rows): ``8b`` (configs/model_configs/llama-3-8b) and ``1b`` (Llama-3.2-1B's
 shape, hidden 2048, 16 blocks, 32 / 8 KV heads, intermediate 8192, but untied embeddings so stages 1 and 2 train
 different rows). Per model: stage 1 (``[embed_new]``), stage 2 (``[head_new]``) and the eval on its model, a full
-step (``[all]``) unless ``plan.plan_stage`` says one GPU cannot hold it at micro-batch 1 (the 8B). Micro-batch:
-the largest power of two <= 8 whose plan for the heaviest stage run fits 85% of the GPU (halved on an OOM).
-Each: 2 warm-up steps, the median of 3; MFU = ``plan.flops_per_token`` x tokens/s / ``plan.peak_flops``; peak
-max_memory_allocated beside the plan's total (world 1). Needs only torch, transformers, peft, accelerate. About
-1-2 minutes on an H200 (writes bench/results/gpu.json); seconds on a CPU with tiny models ($TMPDIR/gpu_tiny.json):
+step (``[all]``) unless ``plan.memory.plan_stage`` says one GPU cannot hold it at micro-batch 1 (the 8B).
+Micro-batch: the largest power of two <= 8 whose plan for the heaviest stage run fits 85% of the GPU (halved on an
+OOM). Each: 2 warm-up steps, the median of 3; MFU = ``plan.flops.flops_per_token`` x tokens/s /
+``plan.flops.peak_flops``; peak max_memory_allocated beside the plan's total (world 1). Needs only torch,
+transformers, peft, accelerate. About 1-2 minutes on an H200 (writes bench/results/gpu.json); seconds on a CPU
+with tiny models ($TMPDIR/gpu_tiny.json):
 
     PYTHONPATH=src python bench/gpu.py
     PYTHONPATH=src .venv/bin/python bench/gpu.py --device cpu --tiny
@@ -39,12 +40,15 @@ from transformers import LlamaConfig
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vocab_expansion.training import plan as mp  # noqa: E402
-from vocab_expansion.training import trainer  # noqa: E402
+from vocab_expansion.training import passes  # noqa: E402
 from vocab_expansion.training.dist import process_group  # noqa: E402
 from vocab_expansion.training.loss import CausalLMLoss  # noqa: E402
+from vocab_expansion.training.methods import build_stage_model  # noqa: E402
+from vocab_expansion.training.optimizer import clip_grad_norm, make_optimizer  # noqa: E402
+from vocab_expansion.training.plan.flops import flops_per_token, peak_flops  # noqa: E402
+from vocab_expansion.training.plan.memory import GIB, plan_stage  # noqa: E402
+from vocab_expansion.training.plan.workflow import expanded_vocab, load_model_config  # noqa: E402
 from vocab_expansion.training.stages import StageSpec  # noqa: E402
-from vocab_expansion.training.trainable import build_stage_model  # noqa: E402
 from vocab_expansion.training.weights import allocate  # noqa: E402
 
 STAGES = {"stage1": ("embed_new",), "stage2": ("head_new",), "full": ("all",)}
@@ -62,18 +66,19 @@ def model_config(name: str, tiny: bool) -> tuple[object, int]:
         config = LlamaConfig(tie_word_embeddings=False, max_position_embeddings=512, **TINY)
     else:
         old, new = 128256, 8960
-        config = (mp.load_model_config(ROOT / "configs/model_configs/llama-3-8b/config.json") if name == "8b"
+        config = (load_model_config(ROOT / "configs/model_configs/llama-3-8b/config.json") if name == "8b"
                   else LlamaConfig(tie_word_embeddings=False, **LLAMA_1B))
-    config.vocab_size = mp.expanded_vocab(old, new, 64)
+    config.vocab_size = expanded_vocab(old, new, 64)
     return config, old
 
 
 def build(config, old: int, stage: str):
     """The stage model on the meta device (the trainer's build)."""
-    spec = StageSpec(name=stage, train=STAGES[stage], precision="bf16", attn_implementation="sdpa",
-                     batch_size=1, micro_batch_size=1, grad_clip=1.0, lr=1e-5)
+    spec = StageSpec.from_config(stage, {"train": list(STAGES[stage]), "precision": "bf16",
+                                         "attn_implementation": "sdpa", "batch_size": 1, "micro_batch_size": 1,
+                                         "grad_clip": 1.0, "lr": 1e-5})
     lineage = {"old_vocab": old, "new_blocks": [], "stages": []}
-    return build_stage_model(copy.deepcopy(config), lineage, spec, "bf16", "sdpa")
+    return build_stage_model(copy.deepcopy(config), lineage, spec)
 
 
 @torch.no_grad()
@@ -86,7 +91,7 @@ def allocate_random(module: torch.nn.Module, device: torch.device) -> None:
 
 
 class RandomData:
-    """Random packed rows (one document a row) with the trainer's batch keys, for ``trainer.evaluate``."""
+    """Random packed rows (one document a row) with the trainer's batch keys, for ``passes.evaluate``."""
 
     def __init__(self, vocab: int, seq_len: int, n_val: int = 0) -> None:
         self.vocab, self.seq_len, self.n_val, self.rng = vocab, seq_len, n_val, np.random.default_rng(0)
@@ -108,7 +113,7 @@ def sync(d, reset_peak: bool = False) -> None:
 
 
 def gib(n: float | None) -> float | None:
-    return None if n is None else round(n / mp.GIB, 3)
+    return None if n is None else round(n / GIB, 3)
 
 
 def figures(plan_bytes: int, seconds: list[float], tokens: int, d, flops: float) -> dict:
@@ -118,7 +123,7 @@ def figures(plan_bytes: int, seconds: list[float], tokens: int, d, flops: float)
            "tokens_per_step": tokens, "tokens_per_s": round(tokens / step, 1), "flops_per_token": flops,
            "mfu": None, "peak_mem_gib": None, "plan_gib": gib(plan_bytes), "peak_vs_plan": None}
     if d.device.type == "cuda":
-        peak = mp.peak_flops(torch.cuda.get_device_name(d.device))
+        peak = peak_flops(torch.cuda.get_device_name(d.device))
         out["mfu"] = round(flops * tokens / step / peak, 4) if peak else None
         measured = torch.cuda.max_memory_allocated(d.device)
         out["peak_mem_gib"], out["peak_vs_plan"] = gib(measured), round(measured / plan_bytes, 3)
@@ -130,7 +135,7 @@ def measure(sm, micro: int, args, d, evaluate: bool) -> dict:
     before = gib(torch.cuda.memory_allocated(d.device) if d.device.type == "cuda" else None)
     loss = CausalLMLoss(sm.hf, sm.spec.loss_chunk)
     allocate_random(loss, d.device)
-    opt = trainer._optimizer(loss, sm.spec, d.device)
+    opt = make_optimizer(loss, sm.spec, d.device)
     params = [p for p in loss.parameters() if p.requires_grad]
     data = RandomData(sm.hf.config.vocab_size, args.seq_len)
     loss.train()
@@ -138,8 +143,8 @@ def measure(sm, micro: int, args, d, evaluate: bool) -> dict:
     def step() -> tuple[float, int]:
         sync(d)
         t0 = time.perf_counter()
-        _, tokens = trainer.accumulate(loss, sm.spec, [data.batch("train", np.arange(micro))], d)
-        trainer.clip_grad_norm(params, sm.spec.grad_clip)
+        _, tokens = passes.accumulate(loss, sm.spec, [data.batch("train", np.arange(micro))], d)
+        clip_grad_norm(params, sm.spec.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync(d)
@@ -150,20 +155,20 @@ def measure(sm, micro: int, args, d, evaluate: bool) -> dict:
     static = gib(torch.cuda.memory_allocated(d.device) if d.device.type == "cuda" else None)  # weights + AdamW
     sync(d, reset_peak=True)
     timed = [step() for _ in range(args.steps)]
-    plan = mp.plan_stage(sm, 1, micro, args.seq_len)
-    flops = mp.flops_per_token(sm, args.seq_len)
+    plan = plan_stage(sm, 1, micro, args.seq_len)
+    flops = flops_per_token(sm, args.seq_len)
     out = {"micro_batch": micro, **figures(plan["total"], [t for t, _ in timed], timed[0][1], d, flops),
            "plan_parts_gib": {k: gib(plan[k]) for k in PARTS}, "trainable_parameters": plan["trainable_parameters"],
            "allocated_before_gib": before, "static_gib": static,
            "plan_static_gib": gib(plan["parameters"] + plan["optimizer"])}
     if not evaluate:
         return out
-    # trainer.evaluate (no-grad forwards under autocast) of the trained model, after one warm-up batch
+    # passes.evaluate (no-grad forwards under autocast) of the trained model, after one warm-up batch
     val = RandomData(sm.hf.config.vocab_size, args.seq_len, n_val=micro * args.eval_batches)
-    trainer.evaluate(loss, dataclasses.replace(sm.spec, eval_batches=1), val, micro, d)
+    passes.evaluate(loss, dataclasses.replace(sm.spec, eval_batches=1), val, micro, d)
     sync(d, reset_peak=True)
     t0 = time.perf_counter()
-    trainer.evaluate(loss, sm.spec, val, micro, d)
+    passes.evaluate(loss, sm.spec, val, micro, d)
     sync(d)
     seconds = (time.perf_counter() - t0) / args.eval_batches
     fwd = flops - 2 * sm.hf.get_output_embeddings().new_rows.numel()  # stage 2 less its new rows' weight gradient
@@ -175,10 +180,10 @@ def measure(sm, micro: int, args, d, evaluate: bool) -> dict:
 
 def bench_model(name: str, config, old: int, args, d, gpu_bytes: float) -> dict:
     """Every measurement of one model: stage 1, stage 2 (+ the evaluation) and, where the plan fits, full."""
-    full_plan = mp.plan_stage(build(config, old, "full"), 1, 1, args.seq_len)
+    full_plan = plan_stage(build(config, old, "full"), 1, 1, args.seq_len)
     run_full = full_plan["total"] <= gpu_bytes
     heaviest, micro = build(config, old, "full" if run_full else "stage1"), args.micro or MAX_MICRO
-    while not args.micro and micro > 1 and mp.plan_stage(heaviest, 1, micro, args.seq_len)["total"] > 0.85 * gpu_bytes:
+    while not args.micro and micro > 1 and plan_stage(heaviest, 1, micro, args.seq_len)["total"] > 0.85 * gpu_bytes:
         micro //= 2
     shape = {k: v for k, v in config.to_dict().items() if k.endswith(("_size", "_heads", "_layers"))}
     res: dict = {"config": shape, "old_vocab": old, "micro_batch": micro, "stages": {}}
@@ -263,9 +268,9 @@ def main() -> None:
         else:
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as the trainer
             name, total = torch.cuda.get_device_name(d.device), torch.cuda.get_device_properties(d.device).total_memory
-        total = args.mem_gib * mp.GIB if args.mem_gib else total
+        total = args.mem_gib * GIB if args.mem_gib else total
         torch.manual_seed(0)
-        result = {"device": name, "device_memory_gib": gib(total), "peak_bf16_flops": mp.peak_flops(name),
+        result = {"device": name, "device_memory_gib": gib(total), "peak_bf16_flops": peak_flops(name),
                   "torch": torch.__version__, "transformers": transformers.__version__,
                   "python": platform.python_version(), "command": " ".join(sys.argv),
                   "settings": {**{k: getattr(args, k) for k in ("seq_len", "steps", "eval_batches", "tiny")},

@@ -10,9 +10,9 @@ decoder) go through the head and a summed cross-entropy, then backward. Variants
   blocks, then ``cross_entropy(logits.float())``,
 * ``linear``: one frozen ``nn.Linear``-style matrix of all rows and ``cross_entropy(logits.float())`` (what
   transformers does; no row split),
-* ``split``: ``rows.SplitHead`` (both halves written into one buffer) and ``cross_entropy(logits.float())``,
-* ``chunked``: ``rows.SplitHead`` and the trainer's chunked loss: ``loss._chunk_loss`` over ``--chunk`` (1,024)
-  positions at a time, each under ``torch.utils.checkpoint`` (non-reentrant), as ``loss.CausalLMLoss`` does.
+* ``split``: ``embedding_rows.SplitHead`` (both halves written into one buffer) and ``cross_entropy(logits.float())``,
+* ``chunked``: ``embedding_rows.SplitHead`` and the trainer's chunked loss: ``loss._chunk_loss`` over ``--chunk``
+  (1,024) positions at a time, each under ``torch.utils.checkpoint`` (non-reentrant), as ``loss.CausalLMLoss`` does.
 
 Each variant runs in a fresh subprocess: the weights, hidden states and targets are allocated and a small warm-up
 runs, then ``VmHWM`` is reset (``/proc/self/clear_refs``) and the figure is the high-water mark of the forward and
@@ -98,7 +98,7 @@ def _inputs(variant: str, hidden_size: int, tokens: int, dtype: torch.dtype, see
     """The head (weights as the variant holds them), hidden states that require a gradient, targets."""
     from torch import nn
 
-    from vocab_expansion.training.rows import SplitHead, _Rows
+    from vocab_expansion.training.embedding_rows import SplitHead, _EmbeddingRows
 
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(OLD + NEW, hidden_size, generator=gen).mul_(0.02)
@@ -110,9 +110,9 @@ def _inputs(variant: str, hidden_size: int, tokens: int, dtype: torch.dtype, see
     del weight
     if variant == "cat":
         return (old, new), hidden, target
-    rows = _Rows(old, OLD)  # old: a frozen parameter on this tensor
-    rows.new_rows = new
-    return SplitHead(nn.Linear(hidden_size, OLD + NEW, bias=False, device="meta"), rows), hidden, target
+    matrix = _EmbeddingRows(old, OLD)  # old: a frozen parameter on this tensor
+    matrix.new_rows = new
+    return SplitHead(nn.Linear(hidden_size, OLD + NEW, bias=False, device="meta"), matrix), hidden, target
 
 
 def child(variant: str, hidden_size: int, tokens: int, dtype_name: str, chunk: int) -> dict:

@@ -28,7 +28,8 @@ import torch  # noqa: E402
 
 from vocab_expansion import config as configlib  # noqa: E402
 from vocab_expansion.training.data import load_data  # noqa: E402
-from vocab_expansion.training.trainer import RunConfig, train_stage  # noqa: E402
+from vocab_expansion.training.run_config import RunConfig  # noqa: E402
+from vocab_expansion.training.trainer import train_stage  # noqa: E402
 from vocab_expansion.training.variants import Variants  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for merge in ("dequantized", "original"):
             s = dataclasses.replace(spec, max_steps=a.steps, eval_every=a.steps, qlora_merge=merge)
-            summary = train_stage(source, data_dir, Path(tmp) / merge, s, RunConfig(seed=cfg["seed"]))
+            summary = train_stage(source, data_dir, Path(tmp) / merge, s, RunConfig.from_config(None, cfg["seed"]))
             model = AutoModelForCausalLM.from_pretrained(Path(tmp) / merge, dtype=torch.float32).eval()
             with torch.no_grad():
                 logits[merge] = model(input_ids=torch.as_tensor(batch["input_ids"]),

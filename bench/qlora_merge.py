@@ -1,7 +1,7 @@
 """Benchmark of the QLoRA merge's memory: peak RSS of ``merged_state_dict`` against one bf16 copy of the model.
 
 A random Llama (12 layers x 768, 32,000 + 9,000 vocabulary, untied lm_head: 176M parameters) is saved as a bf16
-checkpoint, loaded the way a QLoRA stage loads it (``load_qlora_model``: NF4 linear layers, LoRA r=8 on every
+checkpoint, loaded the way a QLoRA stage loads it (``methods.load_stage_model``: NF4 linear layers, LoRA r=8 on every
 projection, stage 6's groups ``[lora, embed_new, head_all]``, precision bf16) with its adapters moved off zero,
 and merged into a bf16 state dict, in a fresh subprocess per merge (``dequantized`` and ``original``). The
 peak is the process's high-water mark during the merge alone: freed memory is handed back (``malloc_trim``)
@@ -94,14 +94,14 @@ def child(model_dir: str, onto: str) -> dict:
     import ctypes
     import gc
 
+    from vocab_expansion.training.methods import load_stage_model
     from vocab_expansion.training.qlora import merged_state_dict
-    from vocab_expansion.training.stages import LoraSpec, StageSpec
-    from vocab_expansion.training.trainable import load_qlora_model
+    from vocab_expansion.training.stages import StageSpec
 
-    spec = StageSpec(name="stage6_qlora", train=("lora", "embed_new", "head_all"), method="qlora", precision="bf16",
-                     lora=LoraSpec(r=8, alpha=16))
+    spec = StageSpec.from_config("stage6_qlora", {"train": ["lora", "embed_new", "head_all"], "method": "qlora",
+                                                  "precision": "bf16", "lora": {"r": 8, "alpha": 16}})
     t0 = time.perf_counter()
-    sm = load_qlora_model(model_dir, spec, torch.device("cpu"), precision="bf16")
+    sm = load_stage_model(model_dir, spec, torch.device("cpu"))
     load_s = time.perf_counter() - t0
     with torch.no_grad():
         for name, p in sm.model.named_parameters():
@@ -113,7 +113,7 @@ def child(model_dir: str, onto: str) -> dict:
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     with _Sampler() as sampled:
         t0 = time.perf_counter()
-        state = merged_state_dict(sm.model, model_dir, sm.split, onto=onto, dtype=torch.bfloat16)
+        state = merged_state_dict(sm.model, model_dir, sm.embedding_split, onto=onto, dtype=torch.bfloat16)
         merge_s = time.perf_counter() - t0
     peak = _status("VmHWM")
     return {"onto": onto, "rss_before_merge_mib": round(before / MIB, 1), "peak_rss_mib": round(peak / MIB, 1),

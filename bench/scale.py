@@ -57,11 +57,12 @@ HANGUL = 11172  # syllables U+AC00..U+D7A3
 
 # rules by how their job size grows with the corpus: one job per shard (or per source file: ingest), global jobs
 # over every shard, and jobs of a fixed size (the KenLM reference, the English replay text)
-PER_SHARD = ("ingest", "normalize", "heuristics", "kenlm_score", "kenlm_filter", "minhash", "dedup_filter",
-             "pack_tokenize")
-GLOBAL = ("kenlm_thresholds", "dedup_candidates", "dedup_clusters", "corpus_stats", "pack_data")
-FIXED = ("kenlm_segmenter", "kenlm_train", "pack_tokenize_english", "tokenizer_sample")
-PEAK_RULES = ("ingest", "minhash", "dedup_candidates", "dedup_clusters", "pack_data")
+PER_SHARD = ("corpus_ingest", "corpus_normalize", "corpus_heuristics", "corpus_kenlm_score", "corpus_kenlm_filter",
+             "corpus_minhash", "corpus_dedup_filter", "training_tokenize")
+GLOBAL = ("corpus_kenlm_thresholds", "corpus_dedup_candidates", "corpus_dedup_clusters", "corpus_stats",
+          "training_pack")
+FIXED = ("corpus_kenlm_segmenter", "corpus_kenlm_train", "training_tokenize_english", "corpus_tokenizer_sample")
+PEAK_RULES = ("corpus_ingest", "corpus_minhash", "corpus_dedup_candidates", "corpus_dedup_clusters", "training_pack")
 
 
 # ---------------------------------------------------------------------------------------------- synthetic corpus
@@ -173,13 +174,12 @@ def run_workflow(work: Path, overlay: Path, cores: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- benchmark files
 
 def _rule_of(path: Path, logs: Path) -> tuple[str, str]:
-    """(rule, job) of a benchmark file from its place under logs/ (each rule's log path + .benchmark.tsv)."""
-    rel = path.relative_to(logs).as_posix().removesuffix(".benchmark.tsv")
-    parts = rel.split("/")
-    if parts[0] == "training" and parts[1] == "pack_tokenize":
-        return ("pack_tokenize_english", parts[-1]) if parts[-1] == "replay_english" else ("pack_tokenize", parts[-1])
+    """(rule, job) of a benchmark file from its place under logs/ (``<step>/<rule>/<wildcards>.benchmark.tsv``)."""
+    parts = path.relative_to(logs).as_posix().removesuffix(".benchmark.tsv").split("/")
     if len(parts) == 2:
         return parts[1], ""
+    if parts[1] == "training_tokenize":  # <tokenizer>/<shard>: the shard names the job, as in job_docs
+        return parts[1], parts[-1]
     return parts[1], "/".join(parts[2:])
 
 
@@ -217,12 +217,14 @@ def job_docs(work: Path) -> dict[str, dict[str, int]]:
     total = {"ingest": sum(ingest.values()), "perplexity": sum(counts["perplexity"].values()),
              "dedup": sum(counts["dedup"].values()), "pack": sum(tokens.values())}
     groups = {p.stem for p in (res / "corpus" / "dedup" / "candidates").glob("*.parquet")}
-    return {"ingest": ingest, "normalize": counts["normalize"], "heuristics": counts["heuristics"],
-            "kenlm_score": counts["perplexity"], "kenlm_filter": counts["perplexity"], "minhash": counts["dedup"],
-            "dedup_filter": counts["dedup"], "pack_tokenize": tokens,
-            "kenlm_thresholds": {"": total["perplexity"]}, "dedup_candidates": dict.fromkeys(groups, total["dedup"]),
-            "dedup_clusters": {"": total["dedup"]}, "corpus_stats": {"": total["ingest"]},
-            "pack_data": {"base": total["pack"]}}
+    return {"corpus_ingest": ingest, "corpus_normalize": counts["normalize"],
+            "corpus_heuristics": counts["heuristics"], "corpus_kenlm_score": counts["perplexity"],
+            "corpus_kenlm_filter": counts["perplexity"], "corpus_minhash": counts["dedup"],
+            "corpus_dedup_filter": counts["dedup"], "training_tokenize": tokens,
+            "corpus_kenlm_thresholds": {"": total["perplexity"]},
+            "corpus_dedup_candidates": dict.fromkeys(groups, total["dedup"]),
+            "corpus_dedup_clusters": {"": total["dedup"]}, "corpus_stats": {"": total["ingest"]},
+            "training_pack": {"base": total["pack"]}}
 
 
 def _kind(rule: str) -> str:
@@ -302,28 +304,28 @@ def peak_child(rule: str, work: Path, tmp: Path) -> None:
     """Run one rule's function as the workflow's script does, on a finished work directory (child process)."""
     res = work / "results"
     sigs = sorted(str(p) for p in (res / "corpus" / "dedup" / "signatures").glob("*.parquet"))
-    if rule == "ingest":
-        from vocab_expansion.corpus.ingest import Source, ingest_file
+    if rule == "corpus_ingest":
+        from vocab_expansion.corpus.ingest import CorpusSource, ingest_file
 
         over = yaml.safe_load((work / "overlay.yaml").read_text(encoding="utf-8"))["corpus"]
         entry = over["sources"][0]
-        ingest_file(entry["path"], Source.from_config(entry), 0, over["shard_docs"], tmp / "ing", tmp / "rej")
-    elif rule == "minhash":  # the first shard (a full one): its short job's peak falls between the samples
+        ingest_file(entry["path"], CorpusSource.from_config(entry), 0, over["shard_docs"], tmp / "ing", tmp / "rej")
+    elif rule == "corpus_minhash":  # the first shard (a full one): its short job's peak falls between the samples
         from vocab_expansion.corpus.dedup import signatures_shard
 
         first = sorted((res / "corpus" / "perplexity").glob("*.parquet"))[0]
         signatures_shard(str(first), str(tmp / "sig.parquet"), _dedup_cfg())
-    elif rule == "dedup_candidates":
+    elif rule == "corpus_dedup_candidates":
         from vocab_expansion.corpus.dedup import candidates
 
         cfg = _dedup_cfg()
         candidates(sigs, cfg.band_groups()[0], str(tmp / "cand.parquet"), True, cfg.key_ranges)
-    elif rule == "dedup_clusters":
+    elif rule == "corpus_dedup_clusters":
         from vocab_expansion.corpus.dedup import clusters
 
         cands = sorted(str(p) for p in (res / "corpus" / "dedup" / "candidates").glob("*.parquet"))
         clusters(sigs, cands, str(tmp / "dups.parquet"), str(tmp / "summary.json"), _dedup_cfg())
-    elif rule == "pack_data":
+    elif rule == "training_pack":
         from vocab_expansion.training.pack import PackConfig
         from vocab_expansion.training.steps import run_pack
 
@@ -363,8 +365,9 @@ def exact_peaks(work: Path, docs: dict[str, dict[str, int]]) -> dict[str, Any]:
         tmp = work / "peak" / rule
         tmp.mkdir(parents=True, exist_ok=True)
         secs, rss = _child(["--peak-rule", rule, "--work", str(work)], tmp, None, work / "peak" / f"{rule}.log")
-        n = docs[rule][sorted(docs[rule])[0]] if rule == "minhash" else max(docs[rule].values())
-        job = {"dedup_candidates": "group 000 (its bands and the exact hash)", "minhash": "the first shard"}
+        n = docs[rule][sorted(docs[rule])[0]] if rule == "corpus_minhash" else max(docs[rule].values())
+        job = {"corpus_dedup_candidates": "group 000 (its bands and the exact hash)",
+               "corpus_minhash": "the first shard"}
         out[rule] = {"seconds": round(secs, 2), "peak_rss_mb": round(rss, 1), "docs_per_job": n,
                      "job": job.get(rule, "the one job")}
         shutil.rmtree(tmp)
@@ -587,11 +590,11 @@ def run_scale(scale: int, a: argparse.Namespace, tokenizer: Path, prev: dict[str
     rules = rule_table(read_benchmarks(work), docs)
     out = {"corpus": corpus, "workflow": run, "rules": rules, "dedup": dedup_check(work, corpus),
            "exact_peaks": exact_peaks(work, docs)}
-    tot_docs, tot_secs = rules["ingest"]["documents"], sum(r["seconds"] for r in rules.values())
+    tot_docs, tot_secs = rules["corpus_ingest"]["documents"], sum(r["seconds"] for r in rules.values())
     out["whole"] = {"documents": tot_docs, "job_seconds": round(tot_secs, 1),
                     "docs_per_s_per_core": round(tot_docs / tot_secs, 1),
                     "kept": sum(_read(p)["docs_kept"] for p in (work / "results/corpus/counts/dedup").glob("*.json")),
-                    "shards": rules["normalize"]["jobs"]}
+                    "shards": rules["corpus_normalize"]["jobs"]}
     if scale in a.anchor_scales:
         out["anchor"] = run_anchor(work, tokenizer, not a.skip_datatrove)
         print(f"[{scale}x] anchor: {out['anchor'].get('ratio_ours_vs_datatrove')}", flush=True)

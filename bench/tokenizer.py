@@ -31,7 +31,7 @@ from transformers import AutoTokenizer  # noqa: E402
 from vocab_expansion.tokenizer.base import BaseTokenizer  # noqa: E402
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, train_intermediate  # noqa: E402
 from vocab_expansion.tokenizer.merge import plan_merge, save_merged  # noqa: E402
-from vocab_expansion.tokenizer.select import SelectConfig, merge_order, script_pattern, select_tokens  # noqa: E402
+from vocab_expansion.tokenizer.select import SelectConfig, merge_order, select_tokens  # noqa: E402
 
 SETTINGS = {"llama3": (40_000, 5)}
 
@@ -90,8 +90,9 @@ def run(bases: list[str]) -> dict:
         vocab, min_count = SETTINGS.get(name, (16_000, 15))
         base = BaseTokenizer.load(str(SHARED / "tokenizers" / name))
         inter = intermediate_surfaces(base.kind, train_intermediate(base, sample, work / name / "inter", vocab))
-        sel = select_tokens(base, inter, learn, SelectConfig(pattern=script_pattern("Hangul"), min_count=min_count,
-                                                             min_per_million=None))
+        sel_cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None}, script="Hangul",
+                                           priority="below")
+        sel = select_tokens(base, inter, learn, sel_cfg)
         plan = plan_merge(base, merge_order(sel.kept()))
         save_merged(base, plan, work / name / "merged")
         merged = AutoTokenizer.from_pretrained(work / name / "merged")

@@ -2,10 +2,10 @@
 
 For two Llama configurations (the demo's, and 12 layers x 768 with a 32,000 + 9,000 vocabulary), a random
 model is saved as a checkpoint (with ``lineage.json``: the first ``old`` rows are old tokens) and every mode
-runs the trainer's own code path on it: ``trainable.build_stage_model`` on the meta device (row split,
-trainable flags, storage dtypes), ``trainer.parallelize`` (``fill_from_checkpoint`` and the chunked
-``CausalLMLoss``, chunk 1024), and per step ``trainer.accumulate`` (forward and backward, bf16 autocast
-for bf16), ``trainer.clip_grad_norm`` and the trainer's AdamW (``trainer._optimizer``), inside
+runs the trainer's own code path on it: ``methods.build_stage_model`` on the meta device (row split,
+trainable flags, storage dtypes), ``parallel.parallelize`` (``fill_from_checkpoint`` and the chunked
+``CausalLMLoss``, chunk 1024), and per step ``passes.accumulate`` (forward and backward, bf16 autocast
+for bf16), ``optimizer.clip_grad_norm`` and the trainer's AdamW (``optimizer.make_optimizer``), inside
 ``dist.process_group()`` (a world of one). Every mode steps on the same random batch, in which 40% of the
 ids are new tokens. Memory is counted from the tensors themselves: parameters (trainable and frozen, as
 stored), gradients (after backward) and optimizer state (after a step). Modes:
@@ -42,10 +42,12 @@ import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 from transformers.utils.logging import disable_progress_bar  # noqa: E402
 
-from vocab_expansion.training import trainer  # noqa: E402
 from vocab_expansion.training.dist import Dist, process_group  # noqa: E402
+from vocab_expansion.training.methods import build_stage_model  # noqa: E402
+from vocab_expansion.training.optimizer import clip_grad_norm, make_optimizer  # noqa: E402
+from vocab_expansion.training.parallel import parallelize  # noqa: E402
+from vocab_expansion.training.passes import accumulate  # noqa: E402
 from vocab_expansion.training.stages import StageSpec  # noqa: E402
-from vocab_expansion.training.trainable import build_stage_model  # noqa: E402
 
 CONFIGS = {
     "demo": {"old": 8000, "new": 6656, "hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -83,13 +85,14 @@ def _checkpoint(name: str, folder: Path) -> tuple[LlamaConfig, dict, dict[str, n
 
 def _run(cfg: LlamaConfig, lineage: dict, folder: Path, mode: str, precision: str, batch_size: int, d: Dist) -> dict:
     """One mode's stage model, filled, wrapped in the chunked loss, with its optimizer."""
-    spec = StageSpec(name=mode, train=MODES[mode], precision=precision, lr=1e-4, weight_decay=0.0, grad_clip=1.0,
-                     batch_size=batch_size, micro_batch_size=batch_size)
-    sm = build_stage_model(cfg, lineage, spec, precision, "sdpa", model_dir=str(folder))
-    module, model = trainer.parallelize(sm, d)
+    spec = StageSpec.from_config(mode, {"train": list(MODES[mode]), "precision": precision, "lr": 1e-4,
+                                        "weight_decay": 0.0, "grad_clip": 1.0, "batch_size": batch_size,
+                                        "micro_batch_size": batch_size, "attn_implementation": "sdpa"})
+    sm = build_stage_model(cfg, lineage, spec, model_dir=str(folder))
+    module, model = parallelize(sm, d)
     params = [p for p in module.parameters() if p.requires_grad]
     return {"spec": spec, "module": module, "model": model, "params": params,
-            "opt": trainer._optimizer(module, spec, d.device), "times": [],
+            "opt": make_optimizer(module, spec, d.device), "times": [],
             "trainable_bytes": _bytes(params),
             "frozen_bytes": _bytes(p for p in module.parameters() if not p.requires_grad),
             "frozen_dtypes": sorted({str(p.dtype) for p in module.parameters() if not p.requires_grad})}
@@ -106,9 +109,9 @@ def bench_config(name: str, steps: int, precisions: list[str], d: Dist) -> dict:
 
     def step(run: dict) -> float:
         t0 = time.perf_counter()
-        run["loss"], _ = trainer.accumulate(run["model"], run["spec"], [batch], d)
+        run["loss"], _ = accumulate(run["model"], run["spec"], [batch], d)
         run["grad_bytes"] = _bytes(p.grad for p in run["params"] if p.grad is not None)
-        trainer.clip_grad_norm(run["params"], run["spec"].grad_clip)
+        clip_grad_norm(run["params"], run["spec"].grad_clip)
         run["opt"].step()
         run["opt"].zero_grad(set_to_none=True)
         return time.perf_counter() - t0
@@ -162,7 +165,7 @@ def main() -> None:
     disable_progress_bar()
     results = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                            "processor": platform.processor() or platform.machine(), "threads": a.threads},
-               "steps": a.steps, "loss_chunk": StageSpec(name="x", train=("all",)).loss_chunk,
+               "steps": a.steps, "loss_chunk": StageSpec.from_config("x", {"train": ["all"]}).loss_chunk,
                "goals": {GOAL_CONFIG: GOALS}, "configs": {}}
     with process_group() as d:
         for name in a.configs:

@@ -5,256 +5,259 @@
 # clusters, stats, tokenizer sample) read small per-shard summaries or signatures only.
 
 
-checkpoint ingest:
+include: "helpers/corpus.smk"
+
+
+checkpoint corpus_ingest:
     input:
         source_file,
     output:
-        shards=directory("results/corpus/ingest/{source}/{part}"),
-        rejected=directory("results/corpus/rejected/ingest/{source}/{part}"),
+        shards=directory(paths.INGEST),
+        rejected=directory(paths.INGEST_REJECTED),
     params:
         source=source_config,
         shard_docs=config["corpus"]["shard_docs"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/ingest/{source}/{part}.log",
+        paths.log("corpus_ingest", "{source}/{part}"),
     benchmark:
-        "logs/corpus/ingest/{source}/{part}.benchmark.tsv"
+        paths.benchmark("corpus_ingest", "{source}/{part}"),
     resources:
         mem_mb=2000,
     script:
         "../scripts/corpus_ingest.py"
 
 
-rule normalize:
+rule corpus_normalize:
     input:
         raw_shard,
     output:
-        kept="results/corpus/normalized/{shard}.parquet",
-        rejected="results/corpus/rejected/normalize/{shard}.parquet",
-        counts="results/corpus/counts/normalize/{shard}.json",
+        kept=paths.NORMALIZED,
+        rejected=paths.rejected("normalize"),
+        counts=paths.counts("normalize"),
     params:
         cfg=config["corpus"]["normalize"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/normalize/{shard}.log",
+        paths.log("corpus_normalize", "{shard}"),
     benchmark:
-        "logs/corpus/normalize/{shard}.benchmark.tsv"
+        paths.benchmark("corpus_normalize", "{shard}"),
     resources:
         mem_mb=2000,
     script:
         "../scripts/corpus_normalize.py"
 
 
-rule heuristics:
+rule corpus_heuristics:
     input:
-        "results/corpus/normalized/{shard}.parquet",
+        paths.NORMALIZED,
     output:
-        kept="results/corpus/heuristics/{shard}.parquet",
-        rejected="results/corpus/rejected/heuristics/{shard}.parquet",
-        counts="results/corpus/counts/heuristics/{shard}.json",
+        kept=paths.HEURISTICS,
+        rejected=paths.rejected("heuristics"),
+        counts=paths.counts("heuristics"),
     params:
         cfg=config["corpus"]["filters"],
         script_name=config["language"]["script"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/heuristics/{shard}.log",
+        paths.log("corpus_heuristics", "{shard}"),
     benchmark:
-        "logs/corpus/heuristics/{shard}.benchmark.tsv"
+        paths.benchmark("corpus_heuristics", "{shard}"),
     resources:
         mem_mb=2000,
     script:
         "../scripts/corpus_heuristics.py"
 
 
-rule kenlm_segmenter:
+rule corpus_kenlm_segmenter:
     input:
-        config["corpus"]["kenlm"]["reference"],
+        KENLM["reference"],
     output:
-        "results/corpus/kenlm/segmenter.model",
+        paths.KENLM_SEGMENTER,
     params:
-        vocab_size=config["corpus"]["kenlm"]["sentencepiece_vocab"],
+        vocab_size=KENLM["sentencepiece_vocab"],
         seed=config["seed"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/kenlm_segmenter.log",
+        paths.log("corpus_kenlm_segmenter"),
     benchmark:
-        "logs/corpus/kenlm_segmenter.benchmark.tsv"
+        paths.benchmark("corpus_kenlm_segmenter"),
     script:
         "../scripts/corpus_kenlm_segmenter.py"
 
 
-rule kenlm_train:
+rule corpus_kenlm_train:
     input:
-        reference=config["corpus"]["kenlm"]["reference"],
+        reference=KENLM["reference"],
         segmenter=kenlm_segmenter(),
     output:
-        "results/corpus/kenlm/model.binary",
+        paths.KENLM_MODEL,
     params:
-        order=config["corpus"]["kenlm"]["order"],
-        prune=config["corpus"]["kenlm"]["prune"],
-        memory=config["corpus"]["kenlm"]["memory"],
-        segmentation=config["corpus"]["kenlm"]["segmentation"],
+        order=KENLM["order"],
+        prune=KENLM["prune"],
+        memory=KENLM["memory"],
+        segmentation=KENLM["segmentation"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/kenlm_train.log",
+        paths.log("corpus_kenlm_train"),
     benchmark:
-        "logs/corpus/kenlm_train.benchmark.tsv"
+        paths.benchmark("corpus_kenlm_train"),
     resources:
         mem_mb=4000,
     script:
         "../scripts/corpus_kenlm_train.py"
 
 
-rule kenlm_score:
+rule corpus_kenlm_score:
     input:
-        shard="results/corpus/heuristics/{shard}.parquet",
+        shard=paths.HEURISTICS,
         model=kenlm_model(),
         segmenter=kenlm_segmenter(),
     output:
-        scored="results/corpus/scored/{shard}.parquet",
-        histogram="results/corpus/kenlm/histograms/{shard}.json",
+        scored=paths.SCORED,
+        histogram=paths.KENLM_HISTOGRAM,
     params:
-        segmentation=config["corpus"]["kenlm"]["segmentation"],
+        segmentation=KENLM["segmentation"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/kenlm_score/{shard}.log",
+        paths.log("corpus_kenlm_score", "{shard}"),
     benchmark:
-        "logs/corpus/kenlm_score/{shard}.benchmark.tsv"
+        paths.benchmark("corpus_kenlm_score", "{shard}"),
     resources:
         mem_mb=3000,
     script:
         "../scripts/corpus_kenlm_score.py"
 
 
-rule kenlm_thresholds:
+rule corpus_kenlm_thresholds:
     input:
-        per_shard("results/corpus/kenlm/histograms/{shard}.json"),
+        per_shard(paths.KENLM_HISTOGRAM),
     output:
-        thresholds="results/corpus/kenlm/thresholds.json",
+        thresholds=paths.KENLM_THRESHOLDS,
         plot=report(
-            "results/plots/corpus/kenlm_log_ppl.png",
+            paths.plot("corpus", "kenlm_log_ppl"),
             caption="../report/corpus_kenlm.rst",
             category="Corpus",
         ),
     params:
-        trim=config["corpus"]["kenlm"]["trim"],
-        k_low=config["corpus"]["kenlm"]["k_low"],
-        k_high=config["corpus"]["kenlm"]["k_high"],
+        trim=KENLM["trim"],
+        k_low=KENLM["k_low"],
+        k_high=KENLM["k_high"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/kenlm_thresholds.log",
+        paths.log("corpus_kenlm_thresholds"),
     benchmark:
-        "logs/corpus/kenlm_thresholds.benchmark.tsv"
+        paths.benchmark("corpus_kenlm_thresholds"),
     script:
         "../scripts/corpus_kenlm_thresholds.py"
 
 
-rule kenlm_filter:
+rule corpus_kenlm_filter:
     input:
-        scored="results/corpus/scored/{shard}.parquet",
-        thresholds="results/corpus/kenlm/thresholds.json",
+        scored=paths.SCORED,
+        thresholds=paths.KENLM_THRESHOLDS,
     output:
-        kept="results/corpus/perplexity/{shard}.parquet",
-        rejected="results/corpus/rejected/perplexity/{shard}.parquet",
-        counts="results/corpus/counts/perplexity/{shard}.json",
+        kept=paths.PERPLEXITY,
+        rejected=paths.rejected("perplexity"),
+        counts=paths.counts("perplexity"),
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/kenlm_filter/{shard}.log",
+        paths.log("corpus_kenlm_filter", "{shard}"),
     benchmark:
-        "logs/corpus/kenlm_filter/{shard}.benchmark.tsv"
+        paths.benchmark("corpus_kenlm_filter", "{shard}"),
     script:
         "../scripts/corpus_kenlm_filter.py"
 
 
-rule minhash:
+rule corpus_minhash:
     input:
-        "results/corpus/perplexity/{shard}.parquet",
+        paths.PERPLEXITY,
     output:
-        "results/corpus/dedup/signatures/{shard}.parquet",
+        paths.SIGNATURES,
     params:
-        shingle=config["corpus"]["dedup"]["shingle"],
-        shingle_size=config["corpus"]["dedup"]["shingle_size"],
-        num_perm=config["corpus"]["dedup"]["num_perm"],
-        bands=config["corpus"]["dedup"]["bands"],
-        rows=config["corpus"]["dedup"]["rows"],
+        shingle=DEDUP["shingle"],
+        shingle_size=DEDUP["shingle_size"],
+        num_perm=DEDUP["num_perm"],
+        bands=DEDUP["bands"],
+        rows=DEDUP["rows"],
         seed=config["seed"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/minhash/{shard}.log",
+        paths.log("corpus_minhash", "{shard}"),
     benchmark:
-        "logs/corpus/minhash/{shard}.benchmark.tsv"
+        paths.benchmark("corpus_minhash", "{shard}"),
     resources:
         mem_mb=2000,
     script:
         "../scripts/corpus_minhash.py"
 
 
-rule dedup_candidates:
+rule corpus_dedup_candidates:
     input:
-        per_shard("results/corpus/dedup/signatures/{shard}.parquet"),
+        per_shard(paths.SIGNATURES),
     output:
-        "results/corpus/dedup/candidates/{group}.parquet",
+        paths.DEDUP_CANDIDATES,
     params:
-        bands=lambda wc: dedup_bands(int(wc.group)),
+        bands=lambda wc: [int(b) for b in BAND_GROUPS[int(wc.group)]],
         exact=lambda wc: int(wc.group) == 0,
-        key_ranges=config["corpus"]["dedup"]["key_ranges"],
+        key_ranges=DEDUP["key_ranges"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/dedup_candidates/{group}.log",
+        paths.log("corpus_dedup_candidates", "{group}"),
     benchmark:
-        "logs/corpus/dedup_candidates/{group}.benchmark.tsv"
+        paths.benchmark("corpus_dedup_candidates", "{group}"),
     resources:
         mem_mb=4000,
     script:
         "../scripts/corpus_dedup_candidates.py"
 
 
-rule dedup_clusters:
+rule corpus_dedup_clusters:
     input:
-        signatures=per_shard("results/corpus/dedup/signatures/{shard}.parquet"),
-        candidates=expand("results/corpus/dedup/candidates/{group}.parquet", group=dedup_groups()),
+        signatures=per_shard(paths.SIGNATURES),
+        candidates=expand(paths.DEDUP_CANDIDATES, group=[f"{g:03d}" for g in range(len(BAND_GROUPS))]),
     output:
-        duplicates="results/corpus/dedup/duplicates.parquet",
-        summary="results/corpus/dedup/summary.json",
+        duplicates=paths.DUPLICATES,
+        summary=paths.DEDUP_SUMMARY,
     params:
-        cfg={k: v for k, v in config["corpus"]["dedup"].items() if k not in ("band_jobs", "key_ranges")},
+        cfg={k: v for k, v in DEDUP.items() if k not in ("band_jobs", "key_ranges")},
         seed=config["seed"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/dedup_clusters.log",
+        paths.log("corpus_dedup_clusters"),
     benchmark:
-        "logs/corpus/dedup_clusters.benchmark.tsv"
+        paths.benchmark("corpus_dedup_clusters"),
     resources:
         mem_mb=4000,
     script:
         "../scripts/corpus_dedup_clusters.py"
 
 
-rule dedup_filter:
+rule corpus_dedup_filter:
     input:
-        shard="results/corpus/perplexity/{shard}.parquet",
-        duplicates="results/corpus/dedup/duplicates.parquet",
+        shard=paths.PERPLEXITY,
+        duplicates=paths.DUPLICATES,
     output:
-        kept="results/corpus/filtered/{shard}.parquet",
-        rejected="results/corpus/rejected/dedup/{shard}.parquet",
-        counts="results/corpus/counts/dedup/{shard}.json",
+        kept=paths.FILTERED,
+        rejected=paths.rejected("dedup"),
+        counts=paths.counts("dedup"),
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/dedup_filter/{shard}.log",
+        paths.log("corpus_dedup_filter", "{shard}"),
     benchmark:
-        "logs/corpus/dedup_filter/{shard}.benchmark.tsv"
+        paths.benchmark("corpus_dedup_filter", "{shard}"),
     script:
         "../scripts/corpus_dedup_filter.py"
 
@@ -262,43 +265,43 @@ rule dedup_filter:
 rule corpus_stats:
     input:
         ingest=ingest_counts,
-        normalize=per_shard("results/corpus/counts/normalize/{shard}.json"),
-        heuristics=per_shard("results/corpus/counts/heuristics/{shard}.json"),
-        perplexity=per_shard("results/corpus/counts/perplexity/{shard}.json"),
-        dedup=per_shard("results/corpus/counts/dedup/{shard}.json"),
-        filtered=per_shard("results/corpus/filtered/{shard}.parquet"),
+        normalize=per_shard(paths.counts("normalize")),
+        heuristics=per_shard(paths.counts("heuristics")),
+        perplexity=per_shard(paths.counts("perplexity")),
+        dedup=per_shard(paths.counts("dedup")),
+        filtered=per_shard(paths.FILTERED),
     output:
-        stats=report("results/corpus/stats.tsv", caption="../report/corpus_stats.rst", category="Corpus"),
-        summary=report("results/corpus/summary.tsv", caption="../report/corpus_stats.rst", category="Corpus"),
+        stats=report(paths.STATS, caption="../report/corpus_stats.rst", category="Corpus"),
+        summary=report(paths.SUMMARY, caption="../report/corpus_stats.rst", category="Corpus"),
         funnel=report(
-            "results/plots/corpus/funnel.png",
+            paths.plot("corpus", "funnel"),
             caption="../report/corpus_funnel.rst",
             category="Corpus",
         ),
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/corpus_stats.log",
+        paths.log("corpus_stats"),
     benchmark:
-        "logs/corpus/corpus_stats.benchmark.tsv"
+        paths.benchmark("corpus_stats"),
     script:
         "../scripts/corpus_stats.py"
 
 
-rule tokenizer_sample:
+rule corpus_tokenizer_sample:
     input:
-        per_shard("results/corpus/filtered/{shard}.parquet"),
+        per_shard(paths.FILTERED),
     output:
-        sample="results/corpus/tokenizer_sample.txt",
-        info="results/corpus/tokenizer_sample.json",
+        sample=paths.TOKENIZER_SAMPLE,
+        info=paths.TOKENIZER_SAMPLE_INFO,
     params:
         max_mb=config["corpus"]["tokenizer_sample"]["max_mb"],
         seed=config["seed"],
     conda:
         "../envs/corpus.yaml"
     log:
-        "logs/corpus/tokenizer_sample.log",
+        paths.log("corpus_tokenizer_sample"),
     benchmark:
-        "logs/corpus/tokenizer_sample.benchmark.tsv"
+        paths.benchmark("corpus_tokenizer_sample"),
     script:
         "../scripts/corpus_tokenizer_sample.py"

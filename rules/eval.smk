@@ -2,13 +2,16 @@
 # intrinsic metrics (bits per byte, tokens per word, generation speed). One folder per checkpoint.
 
 
+include: "helpers/eval.smk"
+
+
 rule eval_tasks:
     input:
         model=checkpoint_model_input,
         data=eval_task_data(),
     output:
-        summary="results/eval/{checkpoint}/tasks.json",
-        tasks=[f"results/eval/{{checkpoint}}/{t}.json" for t in EVAL_TASKS],
+        summary=paths.eval_file("tasks.json"),
+        tasks=[paths.eval_file(f"{t}.json") for t in EVAL_TASKS],
     params:
         model=checkpoint_model_param,
         tasks=EVAL_TASKS,
@@ -19,7 +22,9 @@ rule eval_tasks:
     conda:
         "../envs/eval.yaml"
     log:
-        "logs/eval/eval_tasks/{checkpoint}.log",
+        paths.log("eval_tasks", "{checkpoint}"),
+    benchmark:
+        paths.benchmark("eval_tasks", "{checkpoint}"),
     threads: config["eval"]["resources"]["cpus"]
     resources:
         **rule_resources(config["eval"]["resources"]),
@@ -33,9 +38,9 @@ rule eval_intrinsic:
         texts=list(config["eval"]["texts"].values()),
         prompts=generation_prompts(),
     output:
-        metrics="results/eval/{checkpoint}/intrinsic.json",
-        speed="results/eval/{checkpoint}/generation.json",
-        samples="results/eval/{checkpoint}/generation_samples.json",
+        metrics=paths.eval_file("intrinsic.json"),
+        speed=paths.eval_file("generation.json"),
+        samples=paths.eval_file("generation_samples.json"),
     params:
         model=checkpoint_model_param,
         texts=config["eval"]["texts"],
@@ -47,7 +52,9 @@ rule eval_intrinsic:
     conda:
         "../envs/eval.yaml"
     log:
-        "logs/eval/eval_intrinsic/{checkpoint}.log",
+        paths.log("eval_intrinsic", "{checkpoint}"),
+    benchmark:
+        paths.benchmark("eval_intrinsic", "{checkpoint}"),
     threads: config["eval"]["resources"]["cpus"]
     resources:
         **rule_resources(config["eval"]["resources"]),

@@ -1,18 +1,23 @@
 # Model stage: the demo base (built here when base_model is "demo") and the expanded model.
 
 
-rule demo_base:
+include: "helpers/model.smk"
+
+
+rule model_demo_base:
     input:
         config["demo_base"]["text"],
     output:
-        directory("results/models/base"),
+        directory(paths.DEMO_BASE),
     params:
         cfg=config["demo_base"],
         seed=config["seed"],
     conda:
         "../envs/model.yaml"
     log:
-        "logs/model/demo_base.log",
+        paths.log("model_demo_base"),
+    benchmark:
+        paths.benchmark("model_demo_base"),
     threads: config["model"]["resources"]["cpus"]
     resources:
         **rule_resources(config["model"]["resources"]),
@@ -20,21 +25,23 @@ rule demo_base:
         "../scripts/model_demo_base.py"
 
 
-rule expand_model:
+rule model_expand:
     input:
-        merged="results/tokenizer/merged",
+        merged=paths.MERGED,
         base=base_model_input(),
     output:
-        directory("results/models/expanded"),
+        directory(paths.EXPANDED),
     params:
         base=base_param,
-        output_init=config["model"]["init"]["output"],
+        init=config["model"]["init"],
         pad_to_multiple_of=config["tokenizer"]["merge"]["pad_to_multiple_of"],
         seed=config["seed"],
     conda:
         "../envs/model.yaml"
     log:
-        "logs/model/expand_model.log",
+        paths.log("model_expand"),
+    benchmark:
+        paths.benchmark("model_expand"),
     threads: config["model"]["resources"]["cpus"]
     resources:
         **rule_resources(config["model"]["resources"]),

@@ -2,20 +2,23 @@
 # tokenization view; `snakemake --report` gathers them with every other report() output.
 
 
-rule table:
+include: "helpers/report.smk"
+
+
+rule report_table:
     localrule: True
     input:
         template=table_template,
         results=table_inputs,
     output:
-        md="results/tables/{table}.md",
+        md=f"{paths.TABLE}.md",
         csv=report(
-            "results/tables/{table}.csv",
+            f"{paths.TABLE}.csv",
             caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
-        tex="results/tables/{table}.tex",
+        tex=f"{paths.TABLE}.tex",
     params:
         rows=table_rows,
         columns=table_columns,
@@ -23,25 +26,27 @@ rule table:
     conda:
         "../envs/eval.yaml"
     log:
-        "logs/report/table/{table}.log",
+        paths.log("report_table", "{table}"),
+    benchmark:
+        paths.benchmark("report_table", "{table}"),
     script:
         "../scripts/report_table.py"
 
 
-rule plot_eval:
+rule report_plots:
     localrule: True
     input:
         evals=eval_targets(),
         stages=[d for v in VARIANTS.chains for d in VARIANTS.stage_dirs(v)],
-        per_task="results/tables/per_task.csv",
+        per_task=f"{paths.fill(paths.TABLE, table='per_task')}.csv",
     output:
         tradeoff=report(
-            "results/plots/eval/bpb_tradeoff.png", caption="../report/bpb_tradeoff.rst", category="Evaluation"
+            paths.plot("eval", "bpb_tradeoff"), caption="../report/bpb_tradeoff.rst", category="Evaluation"
         ),
         curves=report(
-            "results/plots/eval/stage_losses.png", caption="../report/stage_losses.rst", category="Evaluation"
+            paths.plot("eval", "stage_losses"), caption="../report/stage_losses.rst", category="Evaluation"
         ),
-        scores=report("results/plots/eval/benchmarks.png", caption="../report/benchmarks.rst", category="Evaluation"),
+        scores=report(paths.plot("eval", "benchmarks"), caption="../report/benchmarks.rst", category="Evaluation"),
     params:
         checkpoints=EVAL_CHECKPOINTS,
         chains=eval_chains(),
@@ -50,19 +55,21 @@ rule plot_eval:
     conda:
         "../envs/eval.yaml"
     log:
-        "logs/report/plot_eval.log",
+        paths.log("report_plots"),
+    benchmark:
+        paths.benchmark("report_plots"),
     script:
         "../scripts/report_plots.py"
 
 
-rule tokenization_view:
+rule report_tokenization:
     localrule: True
     input:
         base=base_model_input(),
-        merged="results/tokenizer/merged",
+        merged=paths.MERGED,
         texts=list(config["eval"]["texts"].values()),
     output:
-        report("results/report/tokenization.html", caption="../report/tokenization.rst", category="Tokenizer"),
+        report(paths.TOKENIZATION_VIEW, caption="../report/tokenization.rst", category="Tokenizer"),
     params:
         base=base_param,
         texts=config["eval"]["texts"],
@@ -70,12 +77,14 @@ rule tokenization_view:
     conda:
         "../envs/eval.yaml"
     log:
-        "logs/report/tokenization_view.log",
+        paths.log("report_tokenization"),
+    benchmark:
+        paths.benchmark("report_tokenization"),
     script:
         "../scripts/report_tokenization.py"
 
 
-rule tables:
+rule report_tables:
     input:
-        [f"results/tables/{t}.{ext}" for t in config["report"]["tables"] for ext in ("md", "csv", "tex")],
+        TABLE_FILES,
     localrule: True

@@ -1,22 +1,16 @@
 # Tokenizer stage: tokenizer sample -> intermediate tokenizer -> new tokens selected by frequency to a
 # fixed point -> curated and merged into the base -> results/tokenizer/merged/ (a Hugging Face folder).
 
-# What tokenizer_select and tokenizer_merge count tokens on (tokenizer.select.count_on): every filtered
-# corpus shard (an input function, known once the ingest checkpoints have run) or the tokenizer sample.
-COUNT_ON = config["tokenizer"]["select"]["count_on"]
-COUNTED_TEXTS = (
-    per_shard("results/corpus/filtered/{shard}.parquet")
-    if COUNT_ON == "corpus"
-    else "results/corpus/tokenizer_sample.txt"
-)
+
+include: "helpers/tokenizer.smk"
 
 
 rule tokenizer_intermediate:
     input:
-        sample="results/corpus/tokenizer_sample.txt",
+        sample=paths.TOKENIZER_SAMPLE,
         base=base_model_input(),
     output:
-        directory("results/tokenizer/intermediate"),
+        directory(paths.INTERMEDIATE),
     params:
         base=base_param,
         vocab_size=config["tokenizer"]["intermediate_vocab"],
@@ -24,7 +18,9 @@ rule tokenizer_intermediate:
     conda:
         "../envs/tokenizer.yaml"
     log:
-        "logs/tokenizer/tokenizer_intermediate.log",
+        paths.log("tokenizer_intermediate"),
+    benchmark:
+        paths.benchmark("tokenizer_intermediate"),
     threads: config["tokenizer"]["resources"]["cpus"]
     resources:
         **rule_resources(config["tokenizer"]["resources"]),
@@ -35,11 +31,11 @@ rule tokenizer_intermediate:
 rule tokenizer_select:
     input:
         texts=COUNTED_TEXTS,
-        intermediate="results/tokenizer/intermediate",
+        intermediate=paths.INTERMEDIATE,
         base=base_model_input(),
     output:
-        candidates="results/tokenizer/candidates.tsv",
-        iterations="results/tokenizer/selection.json",
+        candidates=paths.CANDIDATES,
+        iterations=paths.SELECTION,
     params:
         base=base_param,
         select=config["tokenizer"]["select"],
@@ -49,7 +45,9 @@ rule tokenizer_select:
     conda:
         "../envs/tokenizer.yaml"
     log:
-        "logs/tokenizer/tokenizer_select.log",
+        paths.log("tokenizer_select"),
+    benchmark:
+        paths.benchmark("tokenizer_select"),
     threads: config["tokenizer"]["resources"]["cpus"]
     resources:
         **rule_resources(config["tokenizer"]["resources"]),
@@ -59,14 +57,14 @@ rule tokenizer_select:
 
 rule tokenizer_merge:
     input:
-        candidates="results/tokenizer/candidates.tsv",
+        candidates=paths.CANDIDATES,
         texts=COUNTED_TEXTS,
         curation=curation_files(),
         base=base_model_input(),
     output:
-        merged=directory("results/tokenizer/merged"),
-        new_tokens="results/tokenizer/new_tokens.tsv",
-        info="results/tokenizer/merge.json",
+        merged=directory(paths.MERGED),
+        new_tokens=paths.NEW_TOKENS,
+        info=paths.MERGE_INFO,
     params:
         base=base_param,
         curation=config["tokenizer"]["curation"],
@@ -75,7 +73,9 @@ rule tokenizer_merge:
     conda:
         "../envs/tokenizer.yaml"
     log:
-        "logs/tokenizer/tokenizer_merge.log",
+        paths.log("tokenizer_merge"),
+    benchmark:
+        paths.benchmark("tokenizer_merge"),
     threads: config["tokenizer"]["resources"]["cpus"]
     resources:
         **rule_resources(config["tokenizer"]["resources"]),
@@ -85,21 +85,21 @@ rule tokenizer_merge:
 
 rule tokenizer_report:
     input:
-        merged="results/tokenizer/merged",
-        new_tokens="results/tokenizer/new_tokens.tsv",
+        merged=paths.MERGED,
+        new_tokens=paths.NEW_TOKENS,
         texts=list(config["tokenizer"]["eval_texts"].values()),
         base=base_model_input(),
     output:
-        table=report("results/tokenizer/report/efficiency.tsv", caption="../report/tokenizer.rst", category="Tokenizer"),
-        markdown="results/tokenizer/report/efficiency.md",
-        curve="results/tokenizer/report/curve.tsv",
-        summary="results/tokenizer/report/summary.json",
+        table=report(f"{paths.TOKENIZER_REPORT}/efficiency.tsv", caption="../report/tokenizer.rst", category="Tokenizer"),
+        markdown=f"{paths.TOKENIZER_REPORT}/efficiency.md",
+        curve=f"{paths.TOKENIZER_REPORT}/curve.tsv",
+        summary=f"{paths.TOKENIZER_REPORT}/summary.json",
         curve_plot=report(
-            "results/plots/tokenizer/tokens_per_word_curve.png",
+            paths.plot("tokenizer", "tokens_per_word_curve"),
             caption="../report/tokenizer_curve.rst",
             category="Tokenizer",
         ),
-        plot=report("results/plots/tokenizer/efficiency.png", caption="../report/tokenizer.rst", category="Tokenizer"),
+        plot=report(paths.plot("tokenizer", "efficiency"), caption="../report/tokenizer.rst", category="Tokenizer"),
     params:
         base=base_param,
         texts=config["tokenizer"]["eval_texts"],
@@ -107,7 +107,9 @@ rule tokenizer_report:
     conda:
         "../envs/tokenizer.yaml"
     log:
-        "logs/tokenizer/tokenizer_report.log",
+        paths.log("tokenizer_report"),
+    benchmark:
+        paths.benchmark("tokenizer_report"),
     threads: config["tokenizer"]["resources"]["cpus"]
     resources:
         **rule_resources(config["tokenizer"]["resources"]),

@@ -1,23 +1,26 @@
-# Training stage: packed data per tokenizer, the stages of every variant, loss plots.
+# Training stage: packed data per tokenizer, the stages of every variant, loss plots, SFT.
 # A stage's folder belongs to the first variant whose chain starts the same way (shared stages run once).
 
 
-rule pack_tokenize:
+include: "helpers/training.smk"
+
+
+rule training_tokenize:
     input:
-        shard="results/corpus/filtered/{shard}.parquet",
+        shard=paths.FILTERED,
         model=pack_model_input,
     output:
-        multiext("results/training/tokens/{tokenizer}/{shard}", *TOKEN_SUFFIXES),
+        multiext(paths.TOKENS, *TOKEN_SUFFIXES),
     params:
         model=pack_model_param,
-        prefix="results/training/tokens/{tokenizer}/{shard}",
+        prefix=paths.TOKENS,
         seed=config["seed"],
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/pack_tokenize/{tokenizer}/{shard}.log",
+        paths.log("training_tokenize", "{tokenizer}/{shard}"),
     benchmark:
-        "logs/training/pack_tokenize/{tokenizer}/{shard}.benchmark.tsv"
+        paths.benchmark("training_tokenize", "{tokenizer}/{shard}"),
     threads: config["training"]["pack_resources"]["cpus"]
     resources:
         **rule_resources(config["training"]["pack_resources"]),
@@ -25,23 +28,23 @@ rule pack_tokenize:
         "../scripts/training_tokenize.py"
 
 
-rule pack_tokenize_english:
+rule training_tokenize_english:
     input:
         text=config["training"]["data"]["english"] or [],
         model=pack_model_input,
     output:
-        multiext("results/training/tokens/{tokenizer}/replay/english", *TOKEN_SUFFIXES),
+        multiext(paths.REPLAY_TOKENS, *TOKEN_SUFFIXES),
     params:
         model=pack_model_param,
-        prefix="results/training/tokens/{tokenizer}/replay/english",
+        prefix=paths.REPLAY_TOKENS,
         field=config["training"]["data"]["english_field"],
         seed=config["seed"],
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/pack_tokenize/{tokenizer}/replay_english.log",
+        paths.log("training_tokenize_english", "{tokenizer}"),
     benchmark:
-        "logs/training/pack_tokenize/{tokenizer}/replay_english.benchmark.tsv"
+        paths.benchmark("training_tokenize_english", "{tokenizer}"),
     threads: config["training"]["pack_resources"]["cpus"]
     resources:
         **rule_resources(config["training"]["pack_resources"]),
@@ -49,13 +52,13 @@ rule pack_tokenize_english:
         "../scripts/training_tokenize.py"
 
 
-rule pack_data:
+rule training_pack:
     input:
         shards=pack_token_files,
         english=pack_replay_files,
         model=pack_model_input,
     output:
-        directory("results/training/data/{tokenizer}"),
+        directory(paths.PACKED),
     params:
         model=pack_model_param,
         data=config["training"]["data"],
@@ -63,35 +66,35 @@ rule pack_data:
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/pack_data/{tokenizer}.log",
+        paths.log("training_pack", "{tokenizer}"),
     benchmark:
-        "logs/training/pack_data/{tokenizer}.benchmark.tsv"
+        paths.benchmark("training_pack", "{tokenizer}"),
     resources:
         **rule_resources(config["training"]["pack_resources"]),
     script:
         "../scripts/training_pack.py"
 
 
-rule train_stage:
+rule training_stage:
     input:
         model=stage_model_input,
         data=stage_data,
     output:
-        directory("results/models/{variant}/stage{n}"),
+        directory(paths.STAGE),
     params:
         model=stage_model_param,
         spec=stage_spec,
         seed=config["seed"],
         label="{variant}/stage{n}",
-        checkpoint_dir="results/checkpoints/{variant}/stage{n}",
+        checkpoint_dir=paths.STAGE_CHECKPOINTS,
         checkpoints=config["training"]["checkpoints"],
         launch=config["training"]["launch"],
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/{variant}/stage{n}.log",
+        paths.log("training_stage", "{variant}/stage{n}"),
     benchmark:
-        "logs/training/{variant}/stage{n}.benchmark.tsv"
+        paths.benchmark("training_stage", "{variant}/stage{n}"),
     threads: lambda wildcards: stage_resources(wildcards)["cpus"]
     resources:
         **rule_resources(config["training"]["resources"], stage_resources),
@@ -99,34 +102,36 @@ rule train_stage:
         "../scripts/training_stage.py"
 
 
-rule plot_training:
+rule training_plot:
     input:
         variant_stage_dirs,
     output:
         plot=report(
-            "results/plots/training/{variant}.png",
+            paths.TRAINING_PLOT,
             caption="../report/training_loss.rst",
             category="Training",
         ),
         table=report(
-            "results/tables/training/{variant}.tsv",
+            paths.TRAINING_TABLE,
             caption="../report/training_loss.rst",
             category="Training",
         ),
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/plot_training/{variant}.log",
+        paths.log("training_plot", "{variant}"),
+    benchmark:
+        paths.benchmark("training_plot", "{variant}"),
     script:
         "../scripts/training_plot.py"
 
 
-rule sft_data:
+rule training_sft_data:
     input:
         model=sft_tokenizer_input,
         sources=sft_source_files,
     output:
-        directory("results/training/sft/{sft}/phase{k}"),
+        directory(paths.SFT_DATA),
     params:
         model=sft_tokenizer_param,
         phases=sft_phases,
@@ -138,32 +143,34 @@ rule sft_data:
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/sft_data/{sft}/phase{k}.log",
+        paths.log("training_sft_data", "{sft}/phase{k}"),
+    benchmark:
+        paths.benchmark("training_sft_data", "{sft}/phase{k}"),
     script:
         "../scripts/training_sft_data.py"
 
 
-rule sft_phase:
+rule training_sft_phase:
     input:
         model=sft_model_input,
-        data="results/training/sft/{sft}/phase{k}",
+        data=paths.SFT_DATA,
     output:
-        directory("results/models/sft/{sft}/phase{k}"),
+        directory(paths.SFT_PHASE),
     params:
         model=sft_model_param,
         name=lambda wc: "sft_" + "+".join(sft_phases(wc)),
         train=config["sft"]["train"],
         seed=config["seed"],
         label="sft/{sft}/phase{k}",
-        checkpoint_dir="results/checkpoints/sft/{sft}/phase{k}",
+        checkpoint_dir=paths.SFT_CHECKPOINTS,
         checkpoints=config["training"]["checkpoints"],
         launch=config["training"]["launch"],
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/sft/{sft}/phase{k}.log",
+        paths.log("training_sft_phase", "{sft}/phase{k}"),
     benchmark:
-        "logs/training/sft/{sft}/phase{k}.benchmark.tsv"
+        paths.benchmark("training_sft_phase", "{sft}/phase{k}"),
     threads: config["training"]["resources"]["cpus"]
     resources:
         **rule_resources(config["training"]["resources"]),
@@ -171,20 +178,22 @@ rule sft_phase:
         "../scripts/training_sft_phase.py"
 
 
-rule memory_plan:
+rule training_plan:
     # bytes per GPU of every stage under DDP and FSDP, from the base model's config.json alone (no weights);
-    # not a default target: `snakemake memory_plan` (README "Memory plan")
+    # not a default target: `snakemake training_plan` (README "Memory plan")
     input:
         model=config["training"]["plan"]["model_config"] or base_model_input(),
     output:
-        md="results/plans/plan.md",
-        json="results/plans/plan.json",
+        md=paths.PLAN_MD,
+        json=paths.PLAN_JSON,
     params:
         model_config=lambda wildcards, input: input.model if input.model else config["base_model"],
         config={key: config[key] for key in ("base_model", "tokenizer", "training", "sft")},
     conda:
         "../envs/model.yaml"
     log:
-        "logs/training/memory_plan.log",
+        paths.log("training_plan"),
+    benchmark:
+        paths.benchmark("training_plan"),
     script:
         "../scripts/training_plan.py"

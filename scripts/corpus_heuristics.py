@@ -1,10 +1,8 @@
 """Snakemake entry point: heuristic filters on one shard."""
-from vocab_expansion.corpus import configs
-from vocab_expansion.corpus.heuristics import filter_shard
+from vocab_expansion.corpus.heuristics import HeuristicsConfig, filter_shard
 from vocab_expansion.logs import log_to
 
 with log_to(snakemake.log[0]):
-    cfg = configs.heuristics({"corpus": {"filters": snakemake.params.cfg},
-                              "language": {"script": snakemake.params.script_name}})
+    cfg = HeuristicsConfig.from_config(snakemake.params.cfg, snakemake.params.script_name)
     out = snakemake.output
     filter_shard(snakemake.input[0], out.kept, out.rejected, out.counts, snakemake.wildcards.shard, cfg)

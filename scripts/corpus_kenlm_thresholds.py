@@ -3,6 +3,5 @@ from vocab_expansion.corpus.perplexity import KenLMConfig, fit_thresholds
 from vocab_expansion.logs import log_to
 
 with log_to(snakemake.log[0]):
-    p = snakemake.params
-    cfg = KenLMConfig(trim=p.trim, k_low=p.k_low, k_high=p.k_high)
+    cfg = KenLMConfig.from_config(dict(snakemake.params.items()))  # trim, k_low, k_high
     fit_thresholds(list(snakemake.input), cfg, snakemake.output.thresholds, snakemake.output.plot)

@@ -3,7 +3,7 @@ from vocab_expansion.corpus.perplexity import KenLMConfig, train_kenlm
 from vocab_expansion.logs import log_to
 
 with log_to(snakemake.log[0]):
-    p = snakemake.params
-    cfg = KenLMConfig(reference=tuple(snakemake.input.reference), order=p.order, prune=tuple(p.prune),
-                      memory=p.memory, segmentation=p.segmentation)
+    # params: the corpus.kenlm keys the model depends on (order, prune, memory, segmentation)
+    reference = [str(p) for p in snakemake.input.reference]
+    cfg = KenLMConfig.from_config({"reference": reference, **dict(snakemake.params.items())})
     train_kenlm(cfg.reference, snakemake.output[0], cfg, snakemake.input.segmenter or None)

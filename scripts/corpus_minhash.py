@@ -3,7 +3,6 @@ from vocab_expansion.corpus.dedup import DedupConfig, signatures_shard
 from vocab_expansion.logs import log_to
 
 with log_to(snakemake.log[0]):
-    p = snakemake.params
-    cfg = DedupConfig(shingle=p.shingle, shingle_size=p.shingle_size, num_perm=p.num_perm, bands=p.bands,
-                      rows=p.rows, seed=p.seed)
-    signatures_shard(snakemake.input[0], snakemake.output[0], cfg)
+    # the params are the corpus.dedup keys the signatures depend on (named as in the config), and the seed
+    keys = {k: v for k, v in snakemake.params.items() if k != "seed"}
+    signatures_shard(snakemake.input[0], snakemake.output[0], DedupConfig.from_config(keys, snakemake.params.seed))

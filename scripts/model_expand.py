@@ -5,4 +5,4 @@ from vocab_expansion.model.expand import ExpandConfig, expand_checkpoint
 with log_to(snakemake.log[0]):
     p = snakemake.params
     expand_checkpoint(p.base, snakemake.input.merged, snakemake.output[0],
-                      ExpandConfig(output_init=p.output_init, pad_to_multiple_of=p.pad_to_multiple_of, seed=p.seed))
+                      ExpandConfig.from_config(p.init, pad_to_multiple_of=p.pad_to_multiple_of, seed=p.seed))

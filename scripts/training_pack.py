@@ -6,8 +6,6 @@ from vocab_expansion.training.steps import run_pack
 SUFFIX = ".docs.npy"
 
 with log_to(snakemake.log[0]):
-    # the replay text's path and field are the tokenize job's; here the replay arrives as token files
-    data = {k: v for k, v in snakemake.params.data.items() if k not in ("english", "english_field")}
     prefixes = lambda files: [f.removesuffix(SUFFIX) for f in files if f.endswith(SUFFIX)]  # noqa: E731
     run_pack(prefixes(snakemake.input.shards), snakemake.params.model, snakemake.output[0],
-             PackConfig(**data, seed=snakemake.params.seed), prefixes(snakemake.input.english))
+             PackConfig.from_config(snakemake.params.data, snakemake.params.seed), prefixes(snakemake.input.english))

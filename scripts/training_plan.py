@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from vocab_expansion.logs import log_to
-from vocab_expansion.training.plan import run_plan, write_plan
+from vocab_expansion.training.plan.report import write_plan
+from vocab_expansion.training.plan.workflow import run_plan
 
 with log_to(snakemake.log[0]):
     write_plan(Path(snakemake.output.md).parent, run_plan(snakemake.params.config, [snakemake.params.model_config]))

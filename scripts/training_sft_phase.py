@@ -1,7 +1,7 @@
 """Snakemake entry point: one SFT run, from the previous run's model (or the variant's start)."""
 from vocab_expansion.logs import log_to
+from vocab_expansion.training.run_config import RunConfig
 from vocab_expansion.training.sft import run_sft_phase
-from vocab_expansion.training.trainer import RunConfig
 
 with log_to(snakemake.log[0]):
     p = snakemake.params

@@ -1,8 +1,8 @@
 """Snakemake entry point: train one stage of a variant (in this process, or data-parallel)."""
 from vocab_expansion.logs import log_to
 from vocab_expansion.training.launch import run_stage
+from vocab_expansion.training.run_config import RunConfig
 from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainer import RunConfig
 
 with log_to(snakemake.log[0]):
     p = snakemake.params

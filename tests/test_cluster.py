@@ -52,7 +52,7 @@ def test_stage_overrides_only_what_it_names():
 def test_stage_cannot_set_nodes_or_unknown_keys():
     training = copy.deepcopy(CONFIG["training"])
     training["stages"]["stage6"]["resources"] = {"nodes": 2}
-    with pytest.raises(ConfigError, match=r"training\.stages\.stage6\.resources: keys \['nodes'\]"):
+    with pytest.raises(ConfigError, match=r"training\.stages\.stage6\.resources: .*'nodes'"):
         Variants.from_config(training)
 
 
@@ -98,12 +98,12 @@ def test_model_tokenizer_and_pack_rules_ask_for_their_config_groups(tmp_path):
     (tmp_path / "demo").symlink_to(ROOT / "demo")  # the config's relative paths
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     res = _dry_run_resources(tmp_path, "results/training/data/expanded", "results/tokenizer/report/summary.json")
-    for rule in ("demo_base", "expand_model"):
+    for rule in ("model_demo_base", "model_expand"):
         assert {k: res[rule][k] for k in ("mem_mb", "runtime", "slurm_partition", "gpu", "threads")} == {
             "mem_mb": "32000", "runtime": "90", "slurm_partition": "big", "gpu": "0", "threads": "2"}, rule
     for rule in ("tokenizer_intermediate", "tokenizer_select", "tokenizer_merge", "tokenizer_report"):
         got = [res[rule][k] for k in ("mem_mb", "runtime", "slurm_partition", "threads")]
         assert got == ["5000", "30", "", "2"], rule
     # the per-shard tokenize jobs (here the English replay one: shards are known after ingest) and the index
-    for rule in ("pack_tokenize_english", "pack_data"):
+    for rule in ("training_tokenize_english", "training_pack"):
         assert [res[rule][k] for k in ("mem_mb", "runtime", "threads")] == ["12000", "45", "1"], rule

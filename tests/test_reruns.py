@@ -31,11 +31,12 @@ def test_filter_threshold_reruns_the_filter_and_everything_downstream(demo_run):
     changed = copy.deepcopy(config)
     changed["corpus"]["filters"]["numeric"]["max_digit_ratio"] = 0.3
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "digits.yaml")))
-    assert jobs == dry_run_jobs(workdir, "--forcerun", "heuristics")
-    assert not {"ingest", "normalize", "demo_base"} & set(jobs), jobs
-    assert {"heuristics", "kenlm_score", "dedup_filter", "tokenizer_merge", "expand_model", "train_stage",
-            "sft_phase", "eval_tasks", "table"} <= set(jobs), jobs
-    assert jobs["heuristics"] == 4 and jobs["train_stage"] == 12  # every shard; every stage of every variant
+    assert jobs == dry_run_jobs(workdir, "--forcerun", "corpus_heuristics")
+    assert not {"corpus_ingest", "corpus_normalize", "model_demo_base"} & set(jobs), jobs
+    assert {"corpus_heuristics", "corpus_kenlm_score", "corpus_dedup_filter", "tokenizer_merge", "model_expand",
+            "training_stage",
+            "training_sft_phase", "eval_tasks", "report_table"} <= set(jobs), jobs
+    assert jobs["corpus_heuristics"] == 4 and jobs["training_stage"] == 12  # every shard; every stage of every variant
 
 
 def test_stage5_knob_reruns_stage5_on_of_the_variants_that_share_it(demo_run):
@@ -49,7 +50,7 @@ def test_stage5_knob_reruns_stage5_on_of_the_variants_that_share_it(demo_run):
                       "results/models/sft/curriculum/phase1", "results/models/sft/curriculum/phase2",
                       "results/models/sft/all_at_once/phase1"}  # cpt_only does not use stage 5
     jobs = dry_run_jobs(workdir, "--configfile", path)
-    assert jobs == {"all": 1, "train_stage": 7, "plot_training": 3, **AFTER_EEVE}, jobs
+    assert jobs == {"all": 1, "training_stage": 7, "training_plot": 3, **AFTER_EEVE}, jobs
     assert jobs == dry_run_jobs(workdir, "--forcerun", "results/models/eeve/stage5")
 
 
@@ -80,8 +81,9 @@ def test_deleting_a_stage_rebuilds_only_it_and_what_follows(demo_run):
         "results/models/sft/curriculum/phase2", "results/models/sft/all_at_once/phase1"}
     # eeve's last stage and the SFT models built on it are evaluated again; the QLoRA and LLaMA-Pro variants
     # branch off at stage 5 and are not
-    assert jobs == {"all": 1, "train_stage": 2, "plot_training": 1, "sft_data": 3, "sft_phase": 3, "eval_tasks": 3,
-                    "eval_intrinsic": 3, "table": 4, "plot_eval": 1}, jobs
+    assert jobs == {"all": 1, "training_stage": 2, "training_plot": 1, "training_sft_data": 3,
+                    "training_sft_phase": 3, "eval_tasks": 3,
+                    "eval_intrinsic": 3, "report_table": 4, "report_plots": 1}, jobs
     assert jobs == dry_run_jobs(workdir, "--forcerun", "results/models/eeve/stage6")
     assert dry_run_jobs(workdir) == {}
 
@@ -94,7 +96,7 @@ def test_killed_run_restarts_without_redoing_finished_jobs(demo_run, tmp_path):
     want6, want7 = tree_hashes(stage6), tree_hashes(stage7)
     shutil.rmtree(stage6)
     shutil.rmtree(stage7)
-    log7 = workdir / "logs/training/eeve/stage7.log"
+    log7 = workdir / "logs/training/training_stage/eeve/stage7.log"
     log7.unlink()
     target = "results/models/eeve/stage7"
     cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", target]
@@ -110,7 +112,7 @@ def test_killed_run_restarts_without_redoing_finished_jobs(demo_run, tmp_path):
     assert tree_hashes(stage6) == want6
     done6 = {p: p.stat().st_mtime_ns for p in stage6.rglob("*")}
 
-    assert dry_run_jobs(workdir, target) == {"train_stage": 1}  # stage 6 is done; stage 7 is incomplete
+    assert dry_run_jobs(workdir, target) == {"training_stage": 1}  # stage 6 is done; stage 7 is incomplete
     assert snakemake(workdir, target, check=False).returncode != 0  # the killed run's lock is still there
     snakemake(workdir, "--unlock")
     snakemake(workdir, target)

@@ -26,7 +26,7 @@ REBUILT = {  # rule -> the outputs of one of its jobs, none of them upstream of 
     "tokenizer_report": ["results/tokenizer/report/efficiency.tsv", "results/tokenizer/report/efficiency.md",
                          "results/tokenizer/report/curve.tsv", "results/tokenizer/report/summary.json",
                          "results/plots/tokenizer/tokens_per_word_curve.png", "results/plots/tokenizer/efficiency.png"],
-    "train_stage": ["results/models/eeve/stage7"],
+    "training_stage": ["results/models/eeve/stage7"],
     "eval_intrinsic": ["results/eval/base/intrinsic.json", "results/eval/base/generation.json",
                        "results/eval/base/generation_samples.json"],
 }
@@ -100,7 +100,7 @@ def test_profile_rebuilds_each_job_as_an_sbatch_job_with_identical_outputs(demo_
     by_rule = {rule: job for job, rule in submitted.items()}
     acct = _sacct(list(submitted))
     assert all(a["state"] == "COMPLETED" for a in acct.values()), acct
-    stage, ev = acct[by_rule["train_stage"]], acct[by_rule["eval_intrinsic"]]
+    stage, ev = acct[by_rule["training_stage"]], acct[by_rule["eval_intrinsic"]]
     assert (stage["timelimit"], stage["reqmem"], stage["cpus"]) == ("00:45:00", "2500M", "2"), stage
     assert (ev["timelimit"], ev["reqmem"]) == ("00:20:00", "1500M"), ev
     for rule in REBUILT:  # the job's own log, kept by --slurm-keep-successful-logs

@@ -16,7 +16,8 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # What follows a change to EEVE's last stage in the test run (tests/conftest.py): both SFT variants (data and
 # runs), the evals of the five checkpoints built on it (eeve, eeve_qlora, eeve_llamapro, two SFT models; base
 # and cpt_only stay), the four tables and the plots.
-AFTER_EEVE = {"sft_data": 3, "sft_phase": 3, "eval_tasks": 5, "eval_intrinsic": 5, "table": 4, "plot_eval": 1}
+AFTER_EEVE = {"training_sft_data": 3, "training_sft_phase": 3, "eval_tasks": 5, "eval_intrinsic": 5,
+              "report_table": 4, "report_plots": 1}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

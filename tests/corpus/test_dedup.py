@@ -25,7 +25,7 @@ from vocab_expansion.corpus.dedup import (
 from vocab_expansion.corpus.normalize import NormalizeConfig, normalize_text
 from vocab_expansion.errors import ConfigError
 
-CFG = DedupConfig()  # the defaults: char 5-grams, 120 permutations, 20 bands x 6 rows, threshold 0.7
+CFG = DedupConfig.from_config({}, seed=0)  # the schema's defaults: char 5-grams, 120 perms, 20 bands x 6 rows, 0.7
 SUFFIXES = ["!", " 강추", " 최고", "ㅎㅎ", " 재밌어요", "~~"]
 
 
@@ -44,9 +44,9 @@ def _variant(text: str, rng: random.Random) -> str:
 def planted(shared):
     """3,000 distinct normalized reviews (≥ 25 chars) + one planted near-copy for 400 of them + exact copies."""
     rng = random.Random(0)
-    seen, base = set(), []
+    seen, base, norm = set(), [], NormalizeConfig.from_config({})
     for t in nsmc_texts(shared):
-        t = normalize_text(t, NormalizeConfig())
+        t = normalize_text(t, norm)
         if len(t) >= 25 and t not in seen:
             seen.add(t)
             base.append(t)
@@ -177,9 +177,11 @@ def test_bucket_pairs_star_and_chain():
 
 def test_config_checks():
     with pytest.raises(ConfigError, match="exceeds num_perm"):
-        DedupConfig(num_perm=64, bands=20, rows=6)
-    assert DedupConfig(bands=20, band_jobs=3).band_groups() == [list(range(7)), list(range(7, 14)),
-                                                                list(range(14, 20))]
+        DedupConfig.from_config({"num_perm": 64, "bands": 20, "rows": 6}, seed=0)
+    with pytest.raises(ConfigError, match=r"corpus\.dedup\.threshold: 1\.5 is greater than the maximum of 1"):
+        DedupConfig.from_config({"threshold": 1.5}, seed=0)  # ranges: checked once, by the schema
+    groups = DedupConfig.from_config({"bands": 20, "band_jobs": 3}, seed=0).band_groups()
+    assert groups == [list(range(7)), list(range(7, 14)), list(range(14, 20))]
 
 
 def test_signatures_are_deterministic(planted, tmp_path):

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from vocab_expansion.corpus.heuristics import HeuristicFilter, HeuristicsConfig
+from vocab_expansion.corpus.filters import check
+from vocab_expansion.corpus.heuristics import REGISTRY, HeuristicsConfig, LengthFilter, ScriptFilter
 from vocab_expansion.errors import ConfigError
 
-FLT = HeuristicFilter(HeuristicsConfig())
+
+def _filters(language_script: str = "Hangul", /, **entries):
+    """The heuristic filters from corpus.filters entries (the rest: the schema's defaults)."""
+    return HeuristicsConfig.from_config(entries, language_script).build()
+
+
+FLT = _filters()
 
 
 @pytest.mark.parametrize("text", [
@@ -16,7 +24,7 @@ FLT = HeuristicFilter(HeuristicsConfig())
     "1990년 5월 3일에 개봉한 영화인데 지금 봐도 재밌다",
 ])
 def test_ordinary_prose_is_kept_unchanged(text):
-    assert FLT.check(text) == (text, None, "")
+    assert check(text, FLT) == (text, None, "")
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -30,32 +38,54 @@ def test_ordinary_prose_is_kept_unchanged(text):
     ("첫 줄입니다 여기\n반복되는 줄입니다 여기\n반복되는 줄입니다 여기\n반복되는 줄입니다 여기", "dup_lines"),
 ])
 def test_each_rule_has_its_reason(text, reason):
-    assert HeuristicFilter(HeuristicsConfig(min_words=2)).check(text)[1] == reason
+    assert check(text, _filters(length={"min_words": 2}))[1] == reason
 
 
 def test_numeric_runs_are_stripped_in_strip_mode():
     text = "지하철 노선은 1호선, 2호선, 4호선, 13호선 등이 있고 환승이 편하다"
-    out, reason, _ = FLT.check(text)
+    out, reason, _ = check(text, FLT)
     assert reason is None
     assert out == "지하철 노선은 등이 있고 환승이 편하다"
-    kept, reason, _ = HeuristicFilter(HeuristicsConfig(numeric_mode="reject")).check(text)
+    kept, reason, _ = check(text, _filters(numeric={"mode": "reject"}))
     assert (kept, reason) == (text, None)
 
 
 def test_counting_sequence_is_numeric_dominant():
-    assert FLT.check(" ".join(str(i) for i in range(86, 121)))[1] == "numeric_dominant"
+    assert check(" ".join(str(i) for i in range(86, 121)), FLT)[1] == "numeric_dominant"
 
 
 def test_other_scripts_by_config():
-    thai = HeuristicFilter(HeuristicsConfig(script="Thai"))
-    assert thai.check("ภาษาไทยเป็นภาษาที่สวยงาม มาก")[1] is None
-    assert thai.check("한국어 문장은 태국어가 아니다")[1] == "script_ratio"
-    with pytest.raises(ConfigError, match="script"):
-        HeuristicFilter(HeuristicsConfig(script="NotAScript"))
+    thai = _filters("Thai")
+    assert check("ภาษาไทยเป็นภาษาที่สวยงาม มาก", thai)[1] is None
+    assert check("한국어 문장은 태국어가 아니다", thai)[1] == "script_ratio"
+    with pytest.raises(ConfigError, match=r"language\.script"):
+        _filters("NotAScript")
 
 
 def test_rules_can_be_disabled():
-    cfg = HeuristicsConfig(min_chars=None, min_words=None, min_script_ratio=None, max_char_run_frac=None)
-    assert HeuristicFilter(cfg).check("ㅋㅋㅋㅋㅋ")[1] is None
-    with pytest.raises(ConfigError):
-        HeuristicsConfig(numeric_mode="maybe")
+    filters = _filters(length={"min_chars": None, "min_words": None}, script={"min_ratio": None},
+                       repetition={"max_char_run_frac": None})
+    assert check("ㅋㅋㅋㅋㅋ", filters)[1] is None
+    with pytest.raises(ConfigError, match=r"corpus\.filters\.numeric\.mode"):
+        _filters(numeric={"mode": "maybe"})
+    # YAML reads an unquoted `off` as false: both turn the numeric rules off
+    for numeric in (yaml.safe_load("mode: off"), {"mode": "off"}):
+        assert check("합계 1234567890 !!", _filters(numeric=numeric))[1] != "numeric_dominant"
+
+
+def test_filters_are_built_from_their_entries_in_registration_order():
+    cfg = HeuristicsConfig.from_config({"length": {"min_chars": 3}}, "Hangul")
+    assert list(REGISTRY)[:4] == ["numeric", "length", "script", "repetition"]
+    built = cfg.build()
+    assert [type(f).__name__ for f in built] == ["NumericFilter", "LengthFilter", "ScriptFilter", "RepetitionFilter"]
+    assert built[1] == LengthFilter(min_chars=3, max_chars=100_000, min_words=1, max_words=None)  # schema defaults
+    assert isinstance(built[2], ScriptFilter) and built[2].script == "Hangul"  # from language.script
+    with pytest.raises(ConfigError, match=r"corpus\.filters: Additional properties .*'lenght'"):
+        HeuristicsConfig.from_config({"lenght": {}}, "Hangul")
+
+
+def test_ngram_sizes_may_be_string_keys():
+    by_int = _filters(repetition={"top_ngram_max_frac": {2: 0.1}})
+    by_str = _filters(repetition={"top_ngram_max_frac": {"2": 0.1}})
+    text = "좋은 영화 좋은 영화 그리고 다른 말들이 조금 더 있다"
+    assert check(text, by_int) == check(text, by_str) == (text, "top_ngram_2", "0.381")

@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import write_jsonl
-from vocab_expansion.corpus.ingest import Source, ingest_file
+from vocab_expansion.corpus.ingest import CorpusSource, ingest_file
 from vocab_expansion.corpus.shards import StepCounts
-from vocab_expansion.errors import InputError
+from vocab_expansion.errors import ConfigError, InputError
 
 
 def _ingest(path, tmp_path, shard_docs=1000, **src):
-    src = Source(name="t", path=str(path), **src)
+    src = CorpusSource.from_config({"name": "t", "path": str(path), **src})
     manifest = ingest_file(path, src, 0, shard_docs, tmp_path / "out", tmp_path / "rej")
     kept = [pq.read_table(tmp_path / "out" / f"{s}.parquet") for s in manifest["shards"]]
     rej = [pq.read_table(tmp_path / "rej" / f"{s}.parquet") for s in manifest["shards"]]
@@ -131,7 +131,14 @@ def test_empty_file_gives_no_shards(tmp_path):
 
 def test_empty_source_glob_names_the_glob(tmp_path):
     with pytest.raises(InputError, match=r"source 'web': path glob '.*nothing-\*\.jsonl' matched no files"):
-        Source(name="web", path=str(tmp_path / "nothing-*.jsonl")).files()
+        CorpusSource.from_config({"name": "web", "path": str(tmp_path / "nothing-*.jsonl")}).files()
+
+
+def test_source_defaults_come_from_the_schema_and_bad_keys_are_named():
+    src = CorpusSource.from_config({"name": "web", "path": "x.jsonl"})
+    assert (src.format, src.text_field, src.id_field, src.txt_unit) == ("auto", "text", None, "line")
+    with pytest.raises(ConfigError, match=r"corpus\.sources\.0: Additional properties .*'txt_units'"):
+        CorpusSource.from_config({"name": "web", "path": "x.txt", "txt_units": "line"})
 
 
 def test_cli_reports_error_without_traceback(tmp_path):

@@ -14,7 +14,7 @@ from vocab_expansion.corpus.normalize import NormalizeConfig, normalize_shard, n
 from vocab_expansion.corpus.shards import StepCounts
 from vocab_expansion.errors import ConfigError
 
-CFG = NormalizeConfig()
+CFG = NormalizeConfig.from_config({})  # the schema's defaults
 
 
 def test_decomposed_hangul_is_composed():
@@ -26,7 +26,7 @@ def test_decomposed_hangul_is_composed():
 @pytest.mark.parametrize("form", ["NFD", "NFKD"])
 def test_decomposing_forms_are_refused(form):
     with pytest.raises(ConfigError, match="unicode_form"):
-        NormalizeConfig(unicode_form=form)
+        NormalizeConfig.from_config({"unicode_form": form})
 
 
 def test_whitespace_invisible_and_control():

@@ -12,7 +12,8 @@ import pytest
 from scipy import stats as sstats
 
 from tests.conftest import nsmc_texts, read_lines
-from vocab_expansion.corpus.heuristics import HeuristicFilter, HeuristicsConfig
+from vocab_expansion.corpus.filters import check
+from vocab_expansion.corpus.heuristics import HeuristicsConfig
 from vocab_expansion.corpus.normalize import NormalizeConfig, normalize_text
 from vocab_expansion.corpus.perplexity import (
     Histogram,
@@ -44,7 +45,8 @@ def reference(shared, tmp_path_factory) -> tuple[Path, list[str]]:
 def model(reference, tmp_path_factory) -> Path:
     ref, _ = reference
     out = tmp_path_factory.mktemp("lm") / "model.binary"
-    info = train_kenlm([ref], out, KenLMConfig(reference=(str(ref),)), arpa_path=out.with_suffix(".arpa"))
+    info = train_kenlm([ref], out, KenLMConfig.from_config({"reference": [str(ref)]}),
+                       arpa_path=out.with_suffix(".arpa"))
     assert info["lines"] == 1520 and info["order"] == 6
     return out
 
@@ -60,15 +62,16 @@ def test_clean_text_scores_between_noise_and_counting(model, reference):
 
 def test_thresholds_fitted_on_reviews_reject_both_examples(model, reference, shared, tmp_path):
     """The pipeline's way: normalize + heuristics, score every review, fit thresholds, filter."""
-    flt = HeuristicFilter(HeuristicsConfig(min_words=2))
+    filters = HeuristicsConfig.from_config({"length": {"min_words": 2}}, "Hangul").build()
+    norm = NormalizeConfig.from_config({})
     texts = []
     for t in nsmc_texts(shared):
-        t = normalize_text(t, NormalizeConfig())
-        t, reason, _ = flt.check(t)
+        t = normalize_text(t, norm)
+        t, reason, _ = check(t, filters)
         if t and not reason:
             texts.append(t)
     assert len(texts) > 50_000
-    cfg = KenLMConfig(model=str(model))  # default trim 0.1, k_low = k_high = 2.5
+    cfg = KenLMConfig.from_config({"model": str(model)})  # the schema's trim 0.1, k_low = k_high = 2.5
     held = reference[1][:50]
     probe = [NOISE, COUNTING, *held]
     for name, docs in (("reviews", texts), ("probe", probe)):
@@ -112,7 +115,7 @@ def test_user_arpa_scores_like_the_binary(model):
 def test_training_is_deterministic(reference, model, tmp_path):
     ref, _ = reference
     again = tmp_path / "again.binary"
-    train_kenlm([ref], again, KenLMConfig(reference=(str(ref),)))
+    train_kenlm([ref], again, KenLMConfig.from_config({"reference": [str(ref)]}))
     assert again.read_bytes() == model.read_bytes()
 
 
@@ -120,7 +123,7 @@ def test_sentencepiece_segmentation(reference, tmp_path):
     ref, held = reference
     sp = tmp_path / "seg.model"
     train_sentencepiece([ref], sp, vocab_size=2000, seed=0)
-    cfg = KenLMConfig(reference=(str(ref),), segmentation="sentencepiece", order=5)
+    cfg = KenLMConfig.from_config({"reference": [str(ref)], "segmentation": "sentencepiece", "order": 5})
     train_kenlm([ref], tmp_path / "sp.binary", cfg, sp_model=sp)
     scorer = Scorer(tmp_path / "sp.binary", "sentencepiece", sp)
     assert scorer.log_ppl(NOISE) > statistics.median(scorer.log_ppl(t) for t in held)

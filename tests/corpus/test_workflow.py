@@ -14,8 +14,8 @@ from tests.workflow import dry_run_jobs, snakemake, tree_hashes, write_config
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM_OF_DEDUP = {"ingest", "normalize", "heuristics", "kenlm_train", "kenlm_score", "kenlm_thresholds",
-                     "kenlm_filter"}
+UPSTREAM_OF_DEDUP = {"corpus_ingest", "corpus_normalize", "corpus_heuristics", "corpus_kenlm_train",
+                     "corpus_kenlm_score", "corpus_kenlm_thresholds", "corpus_kenlm_filter"}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_outputs_exist(run):
     info = json.loads((workdir / "results/corpus/tokenizer_sample.json").read_text())
     assert 0 < info["bytes"] <= 2_000_000
     assert (workdir / "results/corpus/tokenizer_sample.txt").stat().st_size == info["bytes"]
-    assert (workdir / "logs/corpus/kenlm_train.log").read_text().count("lmplz") >= 1
+    assert (workdir / "logs/corpus/corpus_kenlm_train.log").read_text().count("lmplz") >= 1
 
 
 def test_finished_run_has_nothing_to_do(run):
@@ -77,8 +77,8 @@ def test_dedup_threshold_reruns_only_dedup_and_downstream(run):
     changed = copy.deepcopy(config)
     changed["corpus"]["dedup"]["threshold"] = 0.8
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "dedup.yaml")))
-    assert {"dedup_clusters", "dedup_filter", "corpus_stats", "tokenizer_sample"} <= set(jobs)
-    assert not (UPSTREAM_OF_DEDUP | {"minhash", "dedup_candidates"}) & set(jobs), jobs
+    assert {"corpus_dedup_clusters", "corpus_dedup_filter", "corpus_stats", "corpus_tokenizer_sample"} <= set(jobs)
+    assert not (UPSTREAM_OF_DEDUP | {"corpus_minhash", "corpus_dedup_candidates"}) & set(jobs), jobs
 
 
 def test_kenlm_k_reruns_thresholds_and_downstream_not_scoring(run):
@@ -86,8 +86,10 @@ def test_kenlm_k_reruns_thresholds_and_downstream_not_scoring(run):
     changed = copy.deepcopy(config)
     changed["corpus"]["kenlm"]["k_low"] = 3.0
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "k.yaml")))
-    assert {"kenlm_thresholds", "kenlm_filter", "minhash", "dedup_clusters", "dedup_filter"} <= set(jobs)
-    assert not {"ingest", "normalize", "heuristics", "kenlm_train", "kenlm_score"} & set(jobs), jobs
+    assert {"corpus_kenlm_thresholds", "corpus_kenlm_filter", "corpus_minhash", "corpus_dedup_clusters",
+            "corpus_dedup_filter"} <= set(jobs)
+    assert not {"corpus_ingest", "corpus_normalize", "corpus_heuristics", "corpus_kenlm_train",
+                "corpus_kenlm_score"} & set(jobs), jobs
 
 
 def test_empty_source_glob_is_a_clear_error(run):

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from vocab_expansion import paths
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.eval.checkpoints import model_dir, resolve
 from vocab_expansion.training.sft import sft_variants
@@ -34,6 +35,8 @@ def test_names_resolve_to_canonical_ids(named):
 def test_model_folders(named):
     _, sft = named
     assert model_dir("base", sft, "meta-llama/Meta-Llama-3-8B") == "meta-llama/Meta-Llama-3-8B"
-    assert model_dir("eeve/stage3", sft, "") == "results/models/eeve/stage3"
-    assert model_dir("sft/curriculum", sft, "") == "results/models/sft/curriculum/phase2"
-    assert model_dir("sft/all_at_once", sft, "") == "results/models/sft/all_at_once/phase1"
+    assert model_dir("expanded", sft, "") == paths.EXPANDED
+    assert model_dir("eeve/stage3", sft, "") == paths.fill(paths.STAGE, variant="eeve", n=3)
+    # an SFT variant's model is its last run's: the curriculum runs two phases, the pooled baseline one
+    assert model_dir("sft/curriculum", sft, "") == paths.fill(paths.SFT_PHASE, sft="curriculum", k=2)
+    assert model_dir("sft/all_at_once", sft, "") == paths.fill(paths.SFT_PHASE, sft="all_at_once", k=1)

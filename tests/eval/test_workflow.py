@@ -15,15 +15,16 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.workflow import dry_run_jobs, dry_run_outputs, snakemake, write_config
+from vocab_expansion import paths
 
 pytestmark = pytest.mark.slow
 
-REPORT_RULES = {"table", "plot_eval", "tokenization_view", "all"}
+REPORT_RULES = {"report_table", "report_plots", "report_tokenization", "all"}
 
 
 def test_both_paper_tables_have_a_number_in_every_cell(demo_run):
     workdir, _ = demo_run
-    tables = workdir / "results" / "tables"
+    tables = workdir / paths.TABLES
     main = pd.read_csv(tables / "main.csv", index_col=0)
     sft = pd.read_csv(tables / "sft.csv", index_col=0)
     assert list(main.index) == ["Base", "CPT only", "EEVE", "EEVE + QLoRA", "EEVE + LLaMA-Pro"]
@@ -34,7 +35,7 @@ def test_both_paper_tables_have_a_number_in_every_cell(demo_run):
                                     "KoBEST SentiNeg", "KoBEST WiC", "Ko knowledge KMMLU", "Avg"]
         assert df.notna().all().all() and ((df >= 0) & (df <= 100)).all().all()
         assert df["Avg"].round(6).tolist() == df.drop(columns="Avg").mean(axis=1).round(6).tolist()
-    score = json.loads((workdir / "results/eval/eeve/stage7/ko_copa.json").read_text())
+    score = json.loads((workdir / paths.eval_file("ko_copa.json", "eeve/stage7")).read_text())
     assert main.loc["EEVE", "KoBEST COPA"] == pytest.approx(100 * score["score"])
     assert score["samples"] == 8 and score["task"] == "kobest_copa_local"
     for name in ("main", "sft", "per_task", "efficiency"):
@@ -45,17 +46,17 @@ def test_both_paper_tables_have_a_number_in_every_cell(demo_run):
     assert eff.loc["eeve/stage7", "Tokenizer ko tokens/word"] < eff.loc["base", "Tokenizer ko tokens/word"]
     assert eff.loc["eeve/stage7", "Tokenizer en tokens/word"] == eff.loc["base", "Tokenizer en tokens/word"]
     for plot in ("bpb_tradeoff", "stage_losses", "benchmarks"):
-        assert (workdir / "results" / "plots" / "eval" / f"{plot}.png").stat().st_size > 10_000
-    view = (workdir / "results/report/tokenization.html").read_text(encoding="utf-8")
+        assert (workdir / paths.plot("eval", plot)).stat().st_size > 10_000
+    view = (workdir / paths.TOKENIZATION_VIEW).read_text(encoding="utf-8")
     assert view.count('class="tok new" title') > 0 and "<h2>ko</h2>" in view
 
 
 def test_bits_per_byte_of_the_base_model_by_hand(demo_run):
     workdir, config = demo_run
-    model_dir = workdir / "results" / "models" / "base"
+    model_dir = workdir / paths.DEMO_BASE
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tok = AutoTokenizer.from_pretrained(model_dir)
-    reported = json.loads((workdir / "results/eval/base/intrinsic.json").read_text())["languages"]
+    reported = json.loads((workdir / paths.eval_file("intrinsic.json", "base")).read_text())["languages"]
     for lang, path in config["eval"]["texts"].items():
         text = Path(path).read_text(encoding="utf-8")
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()][:config["eval"]["max_lines"]]
@@ -73,7 +74,7 @@ def test_bits_per_byte_of_the_base_model_by_hand(demo_run):
 
 def test_curriculum_phases_ran_in_order(demo_run):
     workdir, _ = demo_run
-    sft = workdir / "results" / "models" / "sft"
+    sft = workdir / paths.model_dir("sft")
     lineage = json.loads((sft / "curriculum" / "phase2" / "lineage.json").read_text())
     assert [s["label"] for s in lineage["stages"]][-3:] == ["eeve/stage7", "sft/curriculum/phase1",
                                                             "sft/curriculum/phase2"]
@@ -96,7 +97,7 @@ def test_editing_a_table_template_reruns_only_tables_and_report(demo_run):
     finally:
         template.write_text(original, encoding="utf-8")
         os.utime(template, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert jobs == {"all": 1, "table": 1}, jobs
+    assert jobs == {"all": 1, "report_table": 1}, jobs
 
 
 def test_one_more_checkpoint_runs_only_its_evals(demo_run):
@@ -105,8 +106,8 @@ def test_one_more_checkpoint_runs_only_its_evals(demo_run):
     changed["eval"]["checkpoints"].append("eeve/stage3")
     path = str(write_config(workdir, changed, "more.yaml"))
     outputs = dry_run_outputs(workdir, "--configfile", path)
-    evals = {o for o in outputs if o.startswith("results/eval/")}
-    assert evals and all(o.startswith("results/eval/eeve/stage3/") for o in evals), evals
+    evals = {o for o in outputs if o.startswith(f"{paths.EVAL}/")}
+    assert evals and all(o.startswith(paths.eval_file("", "eeve/stage3")) for o in evals), evals
     jobs = dry_run_jobs(workdir, "--configfile", path)
     assert jobs.pop("eval_tasks") == 1 and jobs.pop("eval_intrinsic") == 1
     assert set(jobs) <= REPORT_RULES, jobs  # per-task and efficiency tables gain a row; the plots a point

@@ -9,29 +9,25 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from tests.families import FAMILIES, tiny_model
-from vocab_expansion.model.expand import ExpandConfig, decompose, expand_embeddings
-from vocab_expansion.tokenizer.base import BaseTokenizer
-from vocab_expansion.tokenizer.merge import plan_merge, save_merged
+from tests.families import FAMILIES
+from vocab_expansion.errors import ConfigError
+from vocab_expansion.model.expand import ExpandConfig, expand_embeddings
+from vocab_expansion.tokenizer.merge import save_merged
 
-WORDS = ["녕", " 안녕", "하세요", " 안녕하세요", " 날씨가", " 영화", " 영화를", "재밌다", " 재밌다", " 봤는데",
-         " 좋네요"]
 ENGLISH = ["The quick brown fox jumps over the lazy dog.", "Fellow-Citizens of the Senate and of the House."]
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("output_init", ["first", "mean"])
-def test_expansion(shared, family, output_init, tmp_path):
-    base = BaseTokenizer.load(str(shared / "tokenizers" / FAMILIES[family][2]))
-    model = tiny_model(family, base.size)
+def test_expansion(tiny_case, family, output_init, tmp_path):
+    case = tiny_case(family)
+    base, model, plan, pieces = case.base, case.model, case.plan, case.pieces
     ref = copy.deepcopy(model)
-    plan = plan_merge(base, WORDS)
-    tokens = [e.token for e in plan.entries]
-    pieces = decompose(base, tokens)
     assert all(pieces), "every new token decomposes into base pieces"
-    info = expand_embeddings(model, pieces, ExpandConfig(output_init=output_init, pad_to_multiple_of=64))
+    cfg = ExpandConfig.from_config({"output": output_init}, pad_to_multiple_of=64, seed=0)
+    info = expand_embeddings(model, pieces, cfg)
     n_old = base.size
-    assert info["rows"] % 64 == 0 and info["rows"] >= n_old + len(tokens)
+    assert info["rows"] % 64 == 0 and info["rows"] >= n_old + len(pieces)
 
     w_in, ref_in = model.get_input_embeddings().weight, ref.get_input_embeddings().weight
     assert torch.equal(w_in[:n_old], ref_in)
@@ -69,7 +65,7 @@ def test_expansion(shared, family, output_init, tmp_path):
 
 
 def test_bad_output_init():
-    from vocab_expansion.errors import ConfigError
-
-    with pytest.raises(ConfigError, match=r"model\.init\.output"):
-        ExpandConfig(output_init="zero")
+    with pytest.raises(ConfigError, match=r"model\.init\.output: 'zero' is not one of"):
+        ExpandConfig.from_config({"output": "zero"}, pad_to_multiple_of=64, seed=0)
+    with pytest.raises(ConfigError, match=r"model\.init\.output must be one of first, mean, random"):
+        ExpandConfig(input_init="mean", output_init="zero", pad_to_multiple_of=64, seed=0)

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.workflow import AFTER_EEVE, dry_run_jobs, write_config
+from vocab_expansion import paths
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,7 @@ ENGLISH = "Among the vicissitudes incident to life no event could have filled me
 
 def test_expanded_model_keeps_old_logits(demo_run):
     workdir, _ = demo_run
-    base_dir, exp_dir = workdir / "results/models/base", workdir / "results/models/expanded"
+    base_dir, exp_dir = workdir / paths.DEMO_BASE, workdir / paths.EXPANDED
     base, expanded = AutoModelForCausalLM.from_pretrained(base_dir), AutoModelForCausalLM.from_pretrained(exp_dir)
     tok_base, tok_exp = AutoTokenizer.from_pretrained(base_dir), AutoTokenizer.from_pretrained(exp_dir)
     info = json.loads((exp_dir / "expansion.json").read_text())
@@ -45,8 +46,9 @@ def test_output_init_reruns_only_expansion(demo_run):
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "init.yaml")))
     # the expansion and what trains on it: the expanded data (each shard's tokens: they depend on the model
     # folder that holds the tokenizer) and every stage but the CPT-only baseline's
-    assert jobs == {"all": 1, "expand_model": 1, "pack_tokenize": 4, "pack_tokenize_english": 1, "pack_data": 1,
-                    "train_stage": 11, "plot_training": 3, **AFTER_EEVE}, jobs
+    assert jobs == {"all": 1, "model_expand": 1, "training_tokenize": 4, "training_tokenize_english": 1,
+                    "training_pack": 1,
+                    "training_stage": 11, "training_plot": 3, **AFTER_EEVE}, jobs
 
 
 def test_base_model_from_a_local_folder(demo_run, tmp_path):
@@ -57,14 +59,15 @@ def test_base_model_from_a_local_folder(demo_run, tmp_path):
 
     workdir, config = demo_run
     local = tmp_path / "my-base"
-    shutil.copytree(workdir / "results/models/base", local)
+    shutil.copytree(workdir / paths.DEMO_BASE, local)
     changed = copy.deepcopy(config)
     changed["base_model"] = str(local)
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "local.yaml")))
-    assert "demo_base" not in jobs and jobs.get("expand_model") == 1 and jobs.get("tokenizer_merge") == 1, jobs
-    info = expand_checkpoint(str(local), str(workdir / "results/tokenizer/merged"), str(tmp_path / "expanded"),
-                             ExpandConfig())
-    demo = json.loads((workdir / "results/models/expanded/expansion.json").read_text())
+    assert "model_demo_base" not in jobs and jobs.get("model_expand") == 1 and jobs.get("tokenizer_merge") == 1, jobs
+    cfg = ExpandConfig.from_config(config["model"]["init"], seed=config["seed"],
+                                   pad_to_multiple_of=config["tokenizer"]["merge"]["pad_to_multiple_of"])
+    info = expand_checkpoint(str(local), str(workdir / paths.MERGED), str(tmp_path / "expanded"), cfg)
+    demo = json.loads((workdir / paths.EXPANDED / "expansion.json").read_text())
     assert info == {k: v for k, v in demo.items() if k in info}
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "expanded")
     assert model.get_input_embeddings().weight.shape[0] == info["rows"]

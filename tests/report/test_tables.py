@@ -4,13 +4,14 @@ the three formats; the tokenization view's pieces join back to the text."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from transformers import AutoTokenizer
 
 from vocab_expansion.errors import InputError
-from vocab_expansion.report.tables import build_table, write_table
+from vocab_expansion.report.tables import build_table, eval_root, write_table
 from vocab_expansion.report.tokenization import render, segments
 
 COLUMNS = [{"group": "Ko", "label": "A", "task": "a"}, {"group": "Ko", "label": "B", "task": "b"},
@@ -45,6 +46,21 @@ def test_cells_averages_and_formats(tmp_path):
     assert "\\label{tab:t}" in tex and "\\multicolumn{2}{c}{Ko}" in tex
     with pytest.raises(InputError, match="no rows"):
         write_table(df.iloc[:0], COLUMNS, "Title", "", 1, out["md"], out["csv"], out["tex"], label="empty")
+
+
+def test_eval_root_from_the_declared_result_files(tmp_path):
+    rows = [("Base", "base"), ("EEVE", "eeve/stage7")]
+    results = _results(tmp_path / "eval")
+    files = sorted(str(f) for f in results.rglob("*.json"))
+    root = eval_root(files, [cid for _, cid in rows])
+    assert root == results
+    assert build_table(rows, COLUMNS, root).equals(build_table(rows, COLUMNS, results))
+    # "sft/base/x.json" fits both "base" and "sft/base": the folder every file fits is the one
+    cids = ["base", "sft/base", "eeve/stage3"]
+    assert eval_root([f"out/eval/{c}/intrinsic.json" for c in cids], cids) == Path("out/eval")
+    assert eval_root([], []) == Path()  # no rows: nothing is read
+    with pytest.raises(InputError, match="not all <folder>/<checkpoint>/<file>"):
+        eval_root(["a/base/x.json", "b/eeve/stage3/x.json"], ["base", "eeve/stage3"])
 
 
 def test_tokenization_view(shared, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, train_intermediate
 from vocab_expansion.tokenizer.merge import MergePlan, plan_merge, save_merged
-from vocab_expansion.tokenizer.select import SelectConfig, Selection, merge_order, script_pattern, select_tokens
+from vocab_expansion.tokenizer.select import SelectConfig, Selection, merge_order, select_tokens
 
 BASES = ["llama2", "mistral", "mistral_v03", "gpt2", "phi2", "llama3", "qwen2"]
 SENTENCEPIECE_BASES = ["llama2", "mistral", "mistral_v03"]
@@ -59,8 +59,9 @@ def learn(shared, reviews, tmp_path_factory):
             base = BaseTokenizer.load(str(shared / "tokenizers" / name))
             work = tmp_path_factory.mktemp(f"tok_{name}")
             inter = intermediate_surfaces(base.kind, train_intermediate(base, reviews[0], work / "inter", vocab))
-            sel = select_tokens(base, inter, reviews[1], SelectConfig(pattern=script_pattern("Hangul"),
-                                                                      min_count=min_count, min_per_million=None))
+            cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None}, script="Hangul",
+                                           priority="below")
+            sel = select_tokens(base, inter, reviews[1], cfg)
             plan = plan_merge(base, merge_order(sel.kept()))
             save_merged(base, plan, work / "merged")
             _CACHE[name] = Learned(name, base, sel, plan, work / "merged", reviews[1])

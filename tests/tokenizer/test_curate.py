@@ -14,8 +14,12 @@ def _kept(decisions):
     return {d.surface for d in decisions if d.decision == "kept"}
 
 
-def test_lists_regex_and_proper_nouns():
-    cfg = CurationConfig(deny=(" 재밌다",), allow=(" 드물다", " 새단어"), regex=(r"^(.)\1+$",), drop_proper_nouns=True)
+def test_lists_regex_and_proper_nouns(tmp_path):
+    (tmp_path / "deny.txt").write_text("▁재밌다\n", encoding="utf-8")
+    (tmp_path / "allow.txt").write_text("# always\n▁드물다\n▁새단어\n", encoding="utf-8")
+    cfg = CurationConfig.from_config({"deny": str(tmp_path / "deny.txt"), "allow": str(tmp_path / "allow.txt"),
+                                      "regex": [r"^(.)\1+$"], "drop_proper_nouns": True})
+    assert cfg.deny == (" 재밌다",) and cfg.allow == (" 드물다", " 새단어")
     out = curate(DECISIONS, cfg, base_surfaces={" 기존"})
     reasons = {d.surface: d.reason for d in out}
     assert _kept(out) == {" 영화", "리고", " 드물다", " 새단어"}
@@ -27,7 +31,7 @@ def test_lists_regex_and_proper_nouns():
 
 
 def test_word_internal_pieces_are_not_tagged():
-    out = curate([Decision("리고", 90), Decision("이란", 50)], CurationConfig(drop_proper_nouns=True))
+    out = curate([Decision("리고", 90), Decision("이란", 50)], CurationConfig.from_config({"drop_proper_nouns": True}))
     assert _kept(out) == {"리고", "이란"}
 
 

@@ -9,22 +9,24 @@ import os
 import pytest
 
 from tests.workflow import AFTER_EEVE, dry_run_jobs, write_config
+from vocab_expansion import paths
 
 pytestmark = pytest.mark.slow
 
-CORPUS_RULES = {"ingest", "normalize", "heuristics", "kenlm_train", "kenlm_score", "kenlm_thresholds", "kenlm_filter",
-                "minhash", "dedup_candidates", "dedup_clusters", "dedup_filter", "corpus_stats", "tokenizer_sample"}
+CORPUS_RULES = {"corpus_ingest", "corpus_normalize", "corpus_heuristics", "corpus_kenlm_train", "corpus_kenlm_score",
+                "corpus_kenlm_thresholds", "corpus_kenlm_filter", "corpus_minhash", "corpus_dedup_candidates",
+                "corpus_dedup_clusters", "corpus_dedup_filter", "corpus_stats", "corpus_tokenizer_sample"}
 
 
 def test_merged_tokenizer_and_report(demo_run):
     workdir, _ = demo_run
-    info = json.loads((workdir / "results/tokenizer/merge.json").read_text())
-    summary = json.loads((workdir / "results/tokenizer/report/summary.json").read_text())
+    info = json.loads((workdir / paths.MERGE_INFO).read_text())
+    summary = json.loads((workdir / paths.TOKENIZER_REPORT / "summary.json").read_text())
     assert info["new_tokens"] > 1000 and info["unreachable"] == 0
     assert info["vocab_size_padded"] % 64 == 0 and info["vocab_size_padded"] >= info["vocab_size"]
     assert summary["tokens_per_word_change"]["en"] == 0
     assert summary["tokens_per_word_change"]["ko"] < -0.5
-    header = (workdir / "results/tokenizer/new_tokens.tsv").read_text(encoding="utf-8").splitlines()[0]
+    header = (workdir / paths.NEW_TOKENS).read_text(encoding="utf-8").splitlines()[0]
     assert header.split("\t") == ["token", "frequency", "iteration", "decision", "reason", "origin"]
 
 
@@ -34,7 +36,7 @@ def test_threshold_reruns_selection_merge_and_after_not_intermediate(demo_run):
     changed["tokenizer"]["select"]["min_per_million"] = 40
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "threshold.yaml")))
     assert {"tokenizer_select", "tokenizer_merge", "tokenizer_report"} <= set(jobs)
-    assert not ({"tokenizer_intermediate", "demo_base"} | CORPUS_RULES) & set(jobs), jobs
+    assert not ({"tokenizer_intermediate", "model_demo_base"} | CORPUS_RULES) & set(jobs), jobs
 
 
 def test_editing_curation_reruns_only_merge_and_after(demo_run):
@@ -48,6 +50,6 @@ def test_editing_curation_reruns_only_merge_and_after(demo_run):
         deny.write_text(original, encoding="utf-8")
         os.utime(deny, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     # the merge and everything built on the merged tokenizer; the CPT-only baseline (base tokenizer) stays
-    assert jobs == {"all": 1, "tokenizer_merge": 1, "tokenizer_report": 1, "expand_model": 1, "pack_tokenize": 4,
-                    "pack_tokenize_english": 1, "pack_data": 1,
-                    "train_stage": 11, "plot_training": 3, "tokenization_view": 1, **AFTER_EEVE}, jobs
+    assert jobs == {"all": 1, "tokenizer_merge": 1, "tokenizer_report": 1, "model_expand": 1, "training_tokenize": 4,
+                    "training_tokenize_english": 1, "training_pack": 1,
+                    "training_stage": 11, "training_plot": 3, "report_tokenization": 1, **AFTER_EEVE}, jobs

@@ -8,8 +8,12 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.launch import launch_command
+from vocab_expansion.training.methods import METHODS
+from vocab_expansion.training.qlora import MERGES
+from vocab_expansion.training.run_config import RunConfig
 from vocab_expansion.training.stages import StageSpec
 from vocab_expansion.training.variants import Variants
 
@@ -40,11 +44,40 @@ def test_same_names_without_expansion_are_not_shared():
     ({"train": ["all", "lora"], "method": "qlora"}, "trains adapters"),
     ({"train": ["layers"], "method": "llama_pro"}, "must include 'new_blocks'"),
     ({"train": ["all"], "batch_size": 6, "micro_batch_size": 4}, "multiple of micro_batch_size"),
-    ({"train": ["all"], "lr_max": 1}, "unknown keys"),
+    ({"train": ["all"], "lr_max": 1}, r"training\.stages\.bad: .*'lr_max' was unexpected"),
+    ({"train": ["all"], "lr": 0}, r"training\.stages\.bad\.lr"),
 ])
 def test_bad_stage_is_named(change, match):
+    training = {**copy.deepcopy(CONFIG["training"]), "stages": {"bad": change}, "variants": {}}
     with pytest.raises(ConfigError, match=match):
-        StageSpec.from_config("bad", change)
+        Variants.from_config(training)
+
+
+def test_stage_keys_missing_everywhere_take_the_schemas_defaults():
+    spec = StageSpec.from_config("s", {"train": ["lora"], "method": "qlora", "lora": {"r": 4}}, {"lr": 0.5})
+    defaults = configlib.subschema("training.defaults")["default"]
+    assert spec.lr == 0.5 and spec.batch_size == defaults["batch_size"] and spec.betas == tuple(defaults["betas"])
+    assert spec.lora.r == 4 and spec.lora.alpha == defaults["lora"]["alpha"]  # an entry's lora over the schema's
+    assert spec.llama_pro_interval == defaults["llama_pro"]["interval"]
+    with pytest.raises(ConfigError, match=r"training\.defaults\.lr"):
+        StageSpec.from_config("s", {"train": ["all"]}, {"lr": -1})
+
+
+def test_schema_default_object_is_a_valid_stage():
+    defaults = configlib.subschema("training.defaults")["default"]
+    assert configlib.section("training.defaults", defaults) == defaults
+
+
+def test_schema_enums_are_the_codes_names():
+    stage = configlib.schema()["$defs"]["stage"]["properties"]
+    assert stage["method"]["enum"] == list(METHODS)  # a new method: one class in METHODS, one enum entry
+    assert tuple(stage["qlora_merge"]["enum"]) == MERGES
+
+
+def test_run_config_defaults_are_the_schemas():
+    run = RunConfig.from_config({"save_dtype": "bf16"}, seed=3)
+    assert (run.seed, run.keep_checkpoints, run.save_dtype, run.max_shard_size) == (3, False, "bf16", "5GB")
+    assert RunConfig.from_dict(run.to_dict()) == run
 
 
 def test_bad_variant_is_named():
@@ -60,7 +93,7 @@ def test_bad_variant_is_named():
 def test_spec_round_trip():
     v = Variants.from_config(CONFIG["training"])
     for name, spec in v.specs.items():
-        assert StageSpec.from_dict(spec.as_dict()) == spec, name
+        assert StageSpec.from_dict(spec.to_dict()) == spec, name
 
 
 def test_launcher():

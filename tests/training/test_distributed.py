@@ -16,9 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.training.conftest import run_config, stage_spec
 from vocab_expansion.training.launch import launch_command, run_stage
 from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainer import RunConfig, train_stage
+from vocab_expansion.training.trainer import train_stage
 
 # losses and weights of 1 x batch 4 (two micro-batches of 2) against 2 x batch 2: the same sums in another
 # order. Measured on this machine: DDP identical (difference 0.0); the tolerance leaves room for other BLAS builds.
@@ -32,7 +33,7 @@ RTOL, ATOL = 1e-5, 1e-5
 def _spec(train: tuple[str, ...], strategy: str, **kw) -> StageSpec:
     base = {"lr": 1e-3, "weight_decay": 0.1, "max_steps": 3, "eval_every": 3, "save_every": 3, "batch_size": 4,
             "micro_batch_size": 2, "schedule": "constant"}
-    return StageSpec(name="dist", train=train, strategy=strategy, **{**base, **kw})
+    return stage_spec("dist", train, strategy=strategy, **{**base, **kw})
 
 
 def _losses(folder) -> list[tuple[int, float, str]]:
@@ -63,10 +64,10 @@ def _same_weights(a, b, atol: float = ATOL) -> None:
 def test_two_processes_match_one(tiny, strategy, family, train, tmp_path):
     model_dir, data_dir = tiny(family)
     spec = _spec(train, strategy)
-    train_stage(model_dir, data_dir, tmp_path / "one", spec, RunConfig(seed=0))
+    train_stage(model_dir, data_dir, tmp_path / "one", spec, run_config(seed=0))
     # the 2-process run also writes its folder in small safetensors shards
     summary = run_stage(str(model_dir), str(data_dir), str(tmp_path / "two"), spec,
-                        RunConfig(seed=0, checkpoint_dir=str(tmp_path / "ckpt"), max_shard_size="200KB"),
+                        run_config(seed=0, checkpoint_dir=str(tmp_path / "ckpt"), max_shard_size="200KB"),
                         processes=2, log_path=str(tmp_path / "launch.log"))
     assert summary["processes"] == 2 and summary["strategy"] == strategy
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
@@ -105,10 +106,10 @@ def test_sharded_checkpoint_resumes_at_another_world_size(tiny, before, after, t
     # order (1 vs 2 processes) grow to ~1e-4 over the steps after the resume; at 1e-3 they stay below 1e-5
     spec = _spec(("all",), "fsdp", lr=1e-3, max_steps=12, eval_every=4, save_every=2, schedule="cosine",
                  warmup_steps=2)
-    train_stage(model_dir, data_dir, tmp_path / "whole", spec, RunConfig(seed=0))
+    train_stage(model_dir, data_dir, tmp_path / "whole", spec, run_config(seed=0))
     ckpt = tmp_path / "ckpt"
-    (tmp_path / "spec.json").write_text(json.dumps(spec.as_dict()))
-    (tmp_path / "run.json").write_text(json.dumps({"checkpoint_dir": str(ckpt)}))
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
+    (tmp_path / "run.json").write_text(json.dumps(run_config(checkpoint_dir=str(ckpt)).to_dict()))
     files = (tmp_path / "spec.json", tmp_path / "run.json")
     _kill_after_first_checkpoint(_stage_cmd(before, model_dir, data_dir, tmp_path / "out", *files), ckpt)
     killed_at = json.loads((ckpt / "latest.json").read_text())
@@ -126,8 +127,8 @@ def test_fsdp_one_process_equals_ddp(tiny, tmp_path):
     """FSDP2 over a world of one runs the same arithmetic as the unsharded model."""
     model_dir, data_dir = tiny("qwen2")
     spec = _spec(("embed_new", "head_new"), "ddp")
-    train_stage(model_dir, data_dir, tmp_path / "ddp", spec, RunConfig())
-    train_stage(model_dir, data_dir, tmp_path / "fsdp", replace(spec, strategy="fsdp"), RunConfig())
+    train_stage(model_dir, data_dir, tmp_path / "ddp", spec, run_config())
+    train_stage(model_dir, data_dir, tmp_path / "fsdp", replace(spec, strategy="fsdp"), run_config())
     _same_weights(tmp_path / "ddp", tmp_path / "fsdp")
 
 
@@ -137,8 +138,8 @@ def test_sharded_stage_folder_reloads_with_the_in_memory_logits(tiny, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from vocab_expansion.training.dist import process_group
-    from vocab_expansion.training.trainable import build_from_checkpoint
-    from vocab_expansion.training.trainer import parallelize
+    from vocab_expansion.training.methods import build_from_checkpoint
+    from vocab_expansion.training.parallel import parallelize
     from vocab_expansion.training.weights import gather_full_state, hf_state, save_checkpoint
 
     model_dir, _ = tiny("qwen2")

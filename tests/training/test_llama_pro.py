@@ -11,11 +11,11 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from tests.families import FAMILIES
+from tests.training.conftest import run_config, stage_spec
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.llama_pro import expand_blocks
 from vocab_expansion.training.pack import open_split
-from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainer import RunConfig, train_stage
+from vocab_expansion.training.trainer import train_stage
 
 
 def _ids(data_dir) -> torch.Tensor:
@@ -44,10 +44,9 @@ def test_interval_must_divide_the_layers(tiny):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_llama_pro_stage_trains_only_the_inserted_blocks(tiny, family, tmp_path):
     model_dir, data_dir = tiny(family)
-    spec = StageSpec(name="stage6_llamapro", train=("new_blocks",), method="llama_pro", llama_pro_interval=2,
-                     lr=1e-2, weight_decay=0.1, max_steps=3, eval_every=3, save_every=3, batch_size=4,
-                     micro_batch_size=4)
-    train_stage(model_dir, data_dir, tmp_path / "s6", spec, RunConfig())
+    spec = stage_spec("stage6_llamapro", ["new_blocks"], method="llama_pro", llama_pro={"interval": 2}, lr=1e-2,
+                      weight_decay=0.1, max_steps=3, eval_every=3, save_every=3, batch_size=4, micro_batch_size=4)
+    train_stage(model_dir, data_dir, tmp_path / "s6", spec, run_config())
     lineage = json.loads((tmp_path / "s6" / "lineage.json").read_text())
     assert lineage["new_blocks"] == [2]
     before = load_file(str(model_dir / "model.safetensors"))
@@ -67,9 +66,9 @@ def test_llama_pro_stage_trains_only_the_inserted_blocks(tiny, family, tmp_path)
     assert plain.config.num_hidden_layers == 3
 
     # a later stage trains the same inserted blocks, found through lineage.json
-    spec7 = StageSpec(name="stage7_llamapro", train=("new_blocks",), lr=1e-2, max_steps=2, eval_every=2,
-                      save_every=2, batch_size=4, micro_batch_size=4)
-    train_stage(tmp_path / "s6", data_dir, tmp_path / "s7", spec7, RunConfig())
+    spec7 = stage_spec("stage7_llamapro", ["new_blocks"], lr=1e-2, max_steps=2, eval_every=2, save_every=2,
+                       batch_size=4, micro_batch_size=4)
+    train_stage(tmp_path / "s6", data_dir, tmp_path / "s7", spec7, run_config())
     s6, s7 = after, load_file(str(tmp_path / "s7" / "model.safetensors"))
     for name in s6:
         assert torch.equal(s6[name], s7[name]) == (".layers.2." not in name), name

@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import nsmc_texts
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
-from vocab_expansion.training.data import document_starts, load_data
+from vocab_expansion.training.data import load_data
 from vocab_expansion.training.pack import PackConfig, is_validation, open_split, pack, write_packed
+from vocab_expansion.training.packed_data import document_starts
 from vocab_expansion.training.steps import run_pack, run_tokenize
 from vocab_expansion.training.tokens import read_token_docs, token_dtype, write_tokens
 
@@ -86,10 +88,11 @@ def _digests(d: Path) -> dict[str, str]:
 
 
 CASES = {
-    "plain": (PackConfig(seq_len=16, val_fraction=0.1), None, False),
-    "oversample+replay": (PackConfig(seq_len=16, val_fraction=0.05, oversample=2, dense_share=0.5,
-                                     english_replay=0.2, seed=3), None, True),
-    "bos": (PackConfig(seq_len=24, val_fraction=0.05, oversample=1, dense_share=0.5, english_replay=0.1), BOS, True),
+    "plain": (PackConfig.from_config({"seq_len": 16, "val_fraction": 0.1}, seed=0), None, False),
+    "oversample+replay": (PackConfig.from_config({"seq_len": 16, "val_fraction": 0.05, "oversample": 2,
+                                                  "dense_share": 0.5, "english_replay": 0.2}, seed=3), None, True),
+    "bos": (PackConfig.from_config({"seq_len": 24, "val_fraction": 0.05, "oversample": 1, "dense_share": 0.5,
+                                    "english_replay": 0.1}, seed=0), BOS, True),
 }
 
 
@@ -133,7 +136,7 @@ def test_packed_bytes_do_not_depend_on_sharding_or_reruns(tmp_path):
 
 @pytest.mark.parametrize("bos", [None, BOS])
 def test_document_boundaries_round_trip(tmp_path, bos):
-    cfg = PackConfig(seq_len=16, val_fraction=0.0)
+    cfg = PackConfig.from_config({"seq_len": 16, "val_fraction": 0.0}, seed=0)
     target = _docs(200, 0.3)
     rows = open_split(_write(tmp_path, target, [], cfg, shards=2, bos=bos), "train")
     stream = rows.stream(0, rows.total)
@@ -176,7 +179,7 @@ def test_shard_jobs_equal_the_in_memory_packer_on_real_text(shared, tmp_path):
     tok = AutoTokenizer.from_pretrained(tok_dir)
     texts = [*nsmc_texts(shared, 2000), "", "literal </s> and <s> are text here"]
     ids = [f"nsmc-{i}" for i in range(len(texts))]
-    cfg = PackConfig(seq_len=64, val_fraction=0.05, oversample=1, dense_share=0.01, seed=0)
+    cfg = PackConfig.from_config({"seq_len": 64, "val_fraction": 0.05, "oversample": 1, "dense_share": 0.01}, seed=0)
     shards = []
     for s, part in enumerate(np.array_split(np.arange(len(texts)), 3)):
         src = _parquet(tmp_path / f"s{s}.parquet", [ids[i] for i in part], [texts[i] for i in part])
@@ -196,10 +199,14 @@ def test_shard_jobs_equal_the_in_memory_packer_on_real_text(shared, tmp_path):
 
 
 def test_config_checks():
-    with pytest.raises(ConfigError):
-        PackConfig(seq_len=1)
-    with pytest.raises(ConfigError):
-        PackConfig(english_replay=1.0)
+    with pytest.raises(ConfigError, match=r"training\.data\.seq_len"):
+        PackConfig.from_config({"seq_len": 1}, seed=0)
+    with pytest.raises(ConfigError, match=r"training\.data\.english_replay"):
+        PackConfig.from_config({"english_replay": 1.0}, seed=0)
+    schema = configlib.subschema("training.data")["properties"]
+    defaults = PackConfig.from_config(None, seed=5)  # every knob the schema's default
+    assert (defaults.seq_len, defaults.oversample, defaults.seed) == (schema["seq_len"]["default"],
+                                                                      schema["oversample"]["default"], 5)
 
 
 def test_split_is_stable_disjoint_and_sized():

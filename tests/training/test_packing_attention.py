@@ -14,13 +14,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.conftest import nsmc_texts
-from vocab_expansion.training.data import IGNORE, PackedData, document_starts, positions
+from tests.training.conftest import stage_spec
 from vocab_expansion.training.dist import process_group
 from vocab_expansion.training.loss import CausalLMLoss
 from vocab_expansion.training.pack import PackConfig, write_packed
-from vocab_expansion.training.stages import StageSpec
+from vocab_expansion.training.packed_data import PackedData, document_starts, positions
+from vocab_expansion.training.passes import accumulate
 from vocab_expansion.training.tokens import write_tokens
-from vocab_expansion.training.trainer import accumulate
+from vocab_expansion.training.train_data import IGNORE
 
 
 def test_positions_restart_at_each_document():
@@ -40,8 +41,8 @@ def test_packed_document_logits_equal_the_document_alone(tiny, shared, family, t
     docs = [tok(t, add_special_tokens=False)["input_ids"][:20] for t in nsmc_texts(shared, 3)]
     width = sum(len(d) for d in docs) + len(docs) * (2 if bos is not None else 1)
     write_tokens(tmp_path / "docs", [(f"d{k}", d) for k, d in enumerate(docs)], len(tok), len(tok), seed=0)
-    write_packed(tmp_path / "data", [str(tmp_path / "docs")], [], PackConfig(seq_len=width, val_fraction=0.0),
-                 tok.eos_token_id, bos, len(tok))
+    cfg = PackConfig.from_config({"seq_len": width, "val_fraction": 0.0}, seed=0)
+    write_packed(tmp_path / "data", [str(tmp_path / "docs")], [], cfg, tok.eos_token_id, bos, len(tok))
     data = PackedData.load(tmp_path / "data")
     row = data.train[:]
     assert row.shape[0] == 1
@@ -77,7 +78,7 @@ def test_two_micro_batches_equal_one_batch_holding_both(tiny):
     prompts = [3, 6, 1]  # unequal numbers of predicted tokens per row and per micro-batch
     split = [_micro(rows[:2], prompts[:2], 14), _micro(rows[2:], prompts[2:], 5)]
     whole = [_micro(rows, prompts, 14)]
-    spec = StageSpec(name="t", train=("all",))
+    spec = stage_spec("t", ["all"])
     results = []
     with process_group() as d:
         for batches in (split, whole):

@@ -20,40 +20,35 @@ import torch
 from torch import nn
 
 from tests.conftest import ROOT
-from tests.training.conftest import SEQ_LEN
+from tests.training.conftest import SEQ_LEN, run_config, stage_spec
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.data import load_data
 from vocab_expansion.training.llama_pro import decoder_layers
 from vocab_expansion.training.loss import CausalLMLoss
-from vocab_expansion.training.plan import (
-    GB,
-    activation_bytes,
-    check_fits,
-    flops_per_token,
-    load_config,
-    peak_flops,
-    plan_config,
-    plan_stage,
-)
+from vocab_expansion.training.methods import build_from_checkpoint
+from vocab_expansion.training.plan.activations import activation_bytes
+from vocab_expansion.training.plan.flops import flops_per_token, peak_flops
+from vocab_expansion.training.plan.memory import GB, check_fits, plan_stage
+from vocab_expansion.training.plan.workflow import load_config, plan_config
 from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainable import build_from_checkpoint
 from vocab_expansion.training.weights import fill_from_checkpoint
 
 MICRO = 2
 STAGES = {  # name -> the spec's groups and method
-    "embed_new": {"train": ("embed_new",)},
-    "head_new": {"train": ("head_new",)},
-    "embed_new+head_all": {"train": ("embed_new", "head_all")},
-    "all": {"train": ("all",)},
-    "layers": {"train": ("layers",)},
-    "new_blocks": {"train": ("new_blocks",), "method": "llama_pro", "llama_pro_interval": 2},  # 2 -> 3 blocks
+    "embed_new": {"train": ["embed_new"]},
+    "head_new": {"train": ["head_new"]},
+    "embed_new+head_all": {"train": ["embed_new", "head_all"]},
+    "all": {"train": ["all"]},
+    "layers": {"train": ["layers"]},
+    "new_blocks": {"train": ["new_blocks"], "method": "llama_pro", "llama_pro": {"interval": 2}},  # 2 -> 3 blocks
 }
 PRESETS = ("mistral-7b-1node", "llama3-8b-2nodes")
 
 
 def _spec(stage: str, **kw) -> StageSpec:
     base = {"batch_size": 4, "micro_batch_size": MICRO, "loss_chunk": 16}
-    return StageSpec(name=stage.replace("+", "_"), **{**base, **STAGES[stage], **kw})
+    keys = {**base, **STAGES[stage], **kw}
+    return stage_spec(stage.replace("+", "_"), keys.pop("train"), **keys)
 
 
 def _nbytes(tensors) -> int:
@@ -99,7 +94,7 @@ def _step(sm, data_dir: Path, precision: str) -> tuple[dict[str, int], int]:
 @pytest.mark.parametrize("family", ["llama", "qwen2", "phi"])
 def test_plan_counts_the_real_tensors(tiny, family, stage, precision):
     model_dir, data_dir = tiny(family)
-    sm = build_from_checkpoint(model_dir, _spec(stage, precision=precision), precision)
+    sm = build_from_checkpoint(model_dir, _spec(stage, precision=precision))
     plan = plan_stage(sm, 1, MICRO, SEQ_LEN)
     layers_est = activation_bytes(sm, MICRO, SEQ_LEN, "ddp")["layers"]
     # autocast's bf16 copies of the blocks' trainable fp32 weights are saved inside the blocks too
@@ -145,7 +140,7 @@ def _fsdp_worker(model_dir: str, data_dir: str, out: str) -> None:
     from torch.distributed.tensor import DTensor
 
     from vocab_expansion.training.dist import process_group
-    from vocab_expansion.training.trainer import parallelize
+    from vocab_expansion.training.parallel import parallelize
 
     def local(t: torch.Tensor) -> torch.Tensor:
         return t.to_local() if isinstance(t, DTensor) else t
@@ -174,7 +169,7 @@ def _fsdp_worker(model_dir: str, data_dir: str, out: str) -> None:
 
 
 def test_over_budget_stage_stops_before_loading(tiny, tmp_path):
-    from vocab_expansion.training.trainer import RunConfig, train_stage
+    from vocab_expansion.training.trainer import train_stage
 
     model_dir, data_dir = tiny("llama")
     no_weights = tmp_path / "model"  # the config and lineage, no safetensors: loading would fail
@@ -182,7 +177,7 @@ def test_over_budget_stage_stops_before_loading(tiny, tmp_path):
     for name in ("config.json", "expansion.json"):
         shutil.copy(model_dir / name, no_weights / name)
     with pytest.raises(ConfigError, match=r"training\.stages\.all: the memory plan needs .* GiB per GPU") as err:
-        train_stage(no_weights, data_dir, tmp_path / "out", _spec("all"), RunConfig(gpu_mem_gb=1e-4))
+        train_stage(no_weights, data_dir, tmp_path / "out", _spec("all"), run_config(gpu_mem_gb=1e-4))
     assert "gpu_mem_gb" in str(err.value)
 
 
@@ -244,8 +239,8 @@ def test_preset_dry_runs(preset, tmp_path):
     for folder in ("demo", "configs", "report"):
         (tmp_path / folder).symlink_to(ROOT / folder)
     proc = snakemake(tmp_path, "-n", "--configfile", f"configs/{preset}.yaml")
-    assert "train_stage" in proc.stdout
-    plan = snakemake(tmp_path, "-n", "memory_plan", "--configfile", f"configs/{preset}.yaml")
+    assert "training_stage" in proc.stdout
+    plan = snakemake(tmp_path, "-n", "training_plan", "--configfile", f"configs/{preset}.yaml")
     assert "results/plans/plan.md" in plan.stdout
 
 

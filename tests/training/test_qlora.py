@@ -16,13 +16,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from tests.families import FAMILIES
+from tests.training.conftest import run_config, stage_spec
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training import qlora
+from vocab_expansion.training.methods import load_stage_model
 from vocab_expansion.training.pack import open_split
 from vocab_expansion.training.qlora import merged_state_dict, quantized_linear_count
-from vocab_expansion.training.stages import LoraSpec, StageSpec
-from vocab_expansion.training.trainable import load_qlora_model
-from vocab_expansion.training.trainer import RunConfig, train_stage
+from vocab_expansion.training.stages import StageSpec, schema_defaults
+from vocab_expansion.training.trainer import train_stage
 from vocab_expansion.training.weights import save_checkpoint
 
 # max |merged - adapter| logits, relative to the largest |logit|. fp32: the 4-bit CPU kernel and LoRA's separate
@@ -40,10 +41,11 @@ TARGETS = {"phi": ("q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2")}
 
 
 def _spec(family: str, train=("lora", "embed_new"), **kw) -> StageSpec:
-    lora = LoraSpec(r=4, alpha=8, target_modules=TARGETS.get(family, LoraSpec.target_modules))
+    targets = TARGETS.get(family, schema_defaults()["lora"]["target_modules"])
+    lora = {"r": 4, "alpha": 8, "target_modules": list(targets)}
     base = {"method": "qlora", "lr": 1e-2, "max_steps": 3, "eval_every": 3, "save_every": 3, "batch_size": 4,
             "micro_batch_size": 4, "lora": lora}
-    return StageSpec(name="stage6_qlora", train=train, **{**base, **kw})
+    return stage_spec("stage6_qlora", train, **{**base, **kw})
 
 
 def _n_old(model_dir) -> int:
@@ -75,7 +77,7 @@ def _logits(model, ids, precision: str) -> torch.Tensor:
 
 
 def _merge_and_load(sm, model_dir, out, onto: str, dtype: torch.dtype):
-    state = merged_state_dict(sm.model, model_dir, sm.split, onto=onto, dtype=dtype)
+    state = merged_state_dict(sm.model, model_dir, sm.embedding_split, onto=onto, dtype=dtype)
     save_checkpoint(state, sm.hf.config.__class__.from_dict(sm.hf.config.to_dict()), out, dtype,
                     sm.hf.get_input_embeddings().num_embeddings)
     return state, AutoModelForCausalLM.from_pretrained(out, dtype=dtype).eval()
@@ -86,7 +88,7 @@ def test_qlora_model_is_4bit_with_adapters_and_new_rows(tiny, family):
     import bitsandbytes as bnb
 
     model_dir, _ = tiny(family)
-    sm = load_qlora_model(model_dir, _spec(family), torch.device("cpu"))
+    sm = load_stage_model(model_dir, _spec(family), torch.device("cpu"))
     assert quantized_linear_count(sm.model) == 2 * (6 if family == "phi" else 7)  # every projection of both blocks
     trainable = dict(sm.trainable())
     assert trainable and all("lora_" in n or n.endswith("new_rows") for n in trainable)
@@ -99,8 +101,8 @@ def test_default_merge_gives_the_adapter_models_logits(tiny, family, precision, 
     model_dir, data_dir = tiny(family)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     storage = "bf16" if precision == "bf16" else "uint8"  # 4-bit values packed in bf16 storage (FSDP's layout)
-    sm = load_qlora_model(model_dir, _spec(family, ("lora", "embed_new", "head_new"), precision=precision,
-                                           quant_storage=storage), torch.device("cpu"), precision=precision)
+    sm = load_stage_model(model_dir, _spec(family, ("lora", "embed_new", "head_new"), precision=precision,
+                                           quant_storage=storage), torch.device("cpu"))
     packed = {m.weight.dtype for m in sm.model.modules() if type(m).__name__ == "Linear4bit"}
     assert packed == {torch.bfloat16 if storage == "bf16" else torch.uint8}
     _move_trainables(sm)
@@ -154,9 +156,9 @@ DEMO = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "n
 @pytest.mark.parametrize("tied", [False, True])
 def test_original_merge_differs_by_the_quantization_error_only(tied, tmp_path, monkeypatch):
     model_dir, ids = _random_llama(tmp_path / "base", 8000, 6656, tied, **DEMO)
-    sm = load_qlora_model(model_dir, _spec("llama", ("lora", "embed_new")), torch.device("cpu"))
+    sm = load_stage_model(model_dir, _spec("llama", ("lora", "embed_new")), torch.device("cpu"))
     _move_trainables(sm)
-    whole = merged_state_dict(sm.model, model_dir, sm.split)  # every layer in one chunk
+    whole = merged_state_dict(sm.model, model_dir, sm.embedding_split)  # every layer in one chunk
     monkeypatch.setattr(qlora, "CHUNK", 5000)  # layers in chunks of 39 or 13 rows, the last one shorter
     deq, merged = _merge_and_load(sm, model_dir, tmp_path / "deq", "dequantized", torch.float32)
     orig, plain = _merge_and_load(sm, model_dir, tmp_path / "orig", "original", torch.float32)
@@ -192,7 +194,7 @@ def test_original_merge_differs_by_the_quantization_error_only(tied, tmp_path, m
 def test_qlora_stage_saves_a_plain_checkpoint(tiny, family, merge, precision, tmp_path):
     model_dir, data_dir = tiny(family)
     spec = _spec(family, weight_decay=0.1, qlora_merge=merge, precision=precision)
-    train_stage(model_dir, data_dir, tmp_path / "out", spec, RunConfig(save_dtype=precision))
+    train_stage(model_dir, data_dir, tmp_path / "out", spec, run_config(save_dtype=precision))
     before = load_file(str(model_dir / "model.safetensors"))
     after = load_file(str(tmp_path / "out" / "model.safetensors"))
     assert before.keys() == after.keys()

@@ -11,10 +11,10 @@ import pytest
 from safetensors.numpy import load_file
 from transformers import AutoTokenizer
 
+from tests.training.conftest import run_config
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.sft import SftVariant, phase_spec, run_sft_data, run_sft_phase, sft_variants
 from vocab_expansion.training.sft_data import InstructionData
-from vocab_expansion.training.trainer import RunConfig
 
 SEQ_LEN = 64
 TRAIN = {"train": ["all"], "lr": 0.003, "batch_size": 8, "micro_batch_size": 8, "eval_every": 2, "save_every": 2,
@@ -71,9 +71,9 @@ def test_curriculum_phases_run_in_order_and_all_at_once_sees_the_same_examples(t
     s1, s2 = phase_spec("a", TRAIN, str(tmp_path / "d1")), phase_spec("b", TRAIN, str(tmp_path / "d2"))
     assert s1.max_steps == -(-broad["train_examples"] // 8) and s2.max_steps == -(-2 * refine["train_examples"] // 8)
 
-    run = RunConfig(seed=0, label="sft/curriculum/phase1")
+    run = run_config(seed=0, label="sft/curriculum/phase1")
     run_sft_phase(str(model_dir), str(tmp_path / "d1"), str(tmp_path / "p1"), "sft_broad", TRAIN, run)
-    run2 = RunConfig(seed=0, label="sft/curriculum/phase2")
+    run2 = run_config(seed=0, label="sft/curriculum/phase2")
     run_sft_phase(str(tmp_path / "p1"), str(tmp_path / "d2"), str(tmp_path / "p2"), "sft_refine", TRAIN, run2)
     lineage = json.loads((tmp_path / "p2" / "lineage.json").read_text())
     assert [s["stage"] for s in lineage["stages"]][-2:] == ["sft_broad", "sft_refine"]

@@ -12,12 +12,12 @@ import pytest
 
 from tests.conftest import write_jsonl
 from vocab_expansion.errors import ConfigError, InputError
-from vocab_expansion.training.data import IGNORE, load_data
+from vocab_expansion.training.data import load_data
 from vocab_expansion.training.sft_data import (
     DEFAULT_CHAT_TEMPLATE,
     InstructionData,
+    InstructionSource,
     Phase,
-    Source,
     build_instruction_data,
     encode_example,
     ensure_chat_template,
@@ -26,6 +26,7 @@ from vocab_expansion.training.sft_data import (
     read_instructions,
     select_phase,
 )
+from vocab_expansion.training.train_data import IGNORE
 
 SEQ_LEN = 96
 
@@ -56,7 +57,8 @@ def records(shared) -> list[dict]:
     out = []
     for name, lang, n in [("ko_chatbot_songys", "ko", 300), ("en_dolly_subset", "en", 200),
                           ("en_selfinstruct_user_oriented", "en", 30)]:
-        out += load_source(Source(name, str(shared / "sft" / f"{name}.jsonl"), lang, max_examples=n))[0]
+        source = {"path": str(shared / "sft" / f"{name}.jsonl"), "lang": lang, "max_examples": n}
+        out += load_source(InstructionSource.from_config(name, source))[0]
     return out
 
 
@@ -110,11 +112,13 @@ def test_rejected_records_are_counted_per_reason(tmp_path, llama):
            {"instruction": "q", "output": "   "}, {"output": "an answer"}, {"instruction": None, "output": "x"},
            {"instruction": "q", "output": "짧다"}]
     path = write_jsonl(tmp_path / "mixed.jsonl", good[:3] + bad + good[3:])
-    recs, rejected = load_source(Source("mixed", str(path), "ko", min_output_chars=5))
+    recs, rejected = load_source(InstructionSource.from_config("mixed", {"path": str(path), "lang": "ko",
+                                                                         "min_output_chars": 5}))
     assert rejected == {"not_an_object": 2, "no_output": 3, "no_instruction": 2, "short_output": 1}
     assert [r["id"] for r in recs] == [f"g{i}" for i in range(6)]
     assert all(r["lang"] == "ko" and r["source"] == "mixed" and r["input"] == "" for r in recs)
-    assert len(load_source(Source("m", str(path), "ko", max_examples=2))[0]) == 2
+    two = InstructionSource.from_config("m", {"path": str(path), "lang": "ko", "max_examples": 2})
+    assert len(load_source(two)[0]) == 2
 
     long_prompt = {**recs[0], "id": "long", "instruction": "아주 긴 질문 " * 200}
     batch = [*recs, long_prompt, *recs]  # the second copy: duplicates in whichever split
@@ -149,7 +153,8 @@ def test_reading_formats_fields_and_errors(tmp_path):
 
 def test_phases_mix_languages_deterministically(records):
     ko, en = (sum(r["lang"] == lang for r in records) for lang in ("ko", "en"))
-    phase = Phase("warmup", ("ko_chatbot_songys", "en_dolly_subset"), {"ko": 0.7, "en": 0.3}, examples=200)
+    phase = Phase.from_config("warmup", {"sources": ["ko_chatbot_songys", "en_dolly_subset"],
+                                         "mix": {"ko": 0.7, "en": 0.3}, "examples": 200})
     info: dict = {}
     picked = select_phase(records, phase, seed=1, info=info)
     assert info == {"per_language": {"ko": 140, "en": 60}, "repeated": 0}
@@ -159,15 +164,16 @@ def test_phases_mix_languages_deterministically(records):
     assert picked == select_phase(records, phase, seed=1)
     assert picked != select_phase(records, phase, seed=2)
 
-    assert select_phase(records, Phase("all", ()), seed=0) == records
-    natural = select_phase(records, Phase("nat", (), examples=100), seed=0, info=info)
+    assert select_phase(records, Phase.from_config("all", {}), seed=0) == records
+    natural = select_phase(records, Phase.from_config("nat", {"examples": 100}), seed=0, info=info)
     assert info["per_language"] == {"ko": round(100 * ko / (ko + en)), "en": round(100 * en / (ko + en))}
     assert len(natural) == 100
-    most = select_phase(records, Phase("most", (), {"ko": 0.5, "en": 0.5}), seed=0)
+    most = select_phase(records, Phase.from_config("most", {"mix": {"ko": 0.5, "en": 0.5}}), seed=0)
     assert len(most) == 2 * min(ko, en) and len({(r["id"], r["source"]) for r in most}) == len(most)
 
     info = {}
-    big = select_phase(records, Phase("big", (), {"ko": 0.5, "en": 0.5}, examples=4 * ko), seed=0, info=info)
+    big = Phase.from_config("big", {"mix": {"ko": 0.5, "en": 0.5}, "examples": 4 * ko})
+    big = select_phase(records, big, seed=0, info=info)
     assert info["repeated"] == 2 * ko - ko + 2 * ko - en
     counts = {r["id"]: 0 for r in records if r["lang"] == "ko"}
     for r in big:
@@ -176,9 +182,9 @@ def test_phases_mix_languages_deterministically(records):
     assert set(counts.values()) == {2}
 
     with pytest.raises(ConfigError, match=r"sft\.phases\.bad\.mix"):
-        Phase("bad", (), {"ko": 0.6, "en": 0.3})
+        Phase.from_config("bad", {"mix": {"ko": 0.6, "en": 0.3}})
     with pytest.raises(ConfigError, match=r"sft\.phases\.ja"):
-        select_phase(records, Phase("ja", (), {"ko": 0.5, "ja": 0.5}), seed=0)
+        select_phase(records, Phase.from_config("ja", {"mix": {"ko": 0.5, "ja": 0.5}}), seed=0)
 
 
 def test_truncation_and_prompt_too_long(llama):

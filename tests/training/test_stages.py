@@ -17,10 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 from tests.families import FAMILIES
+from tests.training.conftest import run_config, stage_spec
 from vocab_expansion.training.data import step_rows
 from vocab_expansion.training.pack import open_split
 from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainer import RunConfig, stage_seed, train_stage
+from vocab_expansion.training.trainer import stage_seed, train_stage
 
 # stage -> (input rows, lm_head rows, transformer body), written out independently of the trainer's groups
 EEVE = {
@@ -38,7 +39,7 @@ RANK = {None: 0, "new": 1, "all": 2}
 def _spec(name: str, train: tuple[str, ...], **kw) -> StageSpec:
     base = {"lr": 5e-2, "weight_decay": 0.1, "max_steps": 3, "eval_every": 3, "save_every": 3, "batch_size": 4,
             "micro_batch_size": 2, "schedule": "constant"}
-    return StageSpec(name=name, train=train, **{**base, **kw})
+    return stage_spec(name, train, **{**base, **kw})
 
 
 def _weights(folder) -> dict[str, torch.Tensor]:
@@ -73,7 +74,7 @@ def test_stage_freezes_exactly(tiny, family, stage, tmp_path):
     if tied:  # one matrix: it trains the union of both sides
         emb_mode = head_mode = max(emb_mode, head_mode, key=lambda m: RANK[m])
     summary = train_stage(model_dir, data_dir, tmp_path / "out", _spec(f"stage{stage}", train),
-                          RunConfig(seed=0, checkpoint_dir=str(tmp_path / "ckpt")))
+                          run_config(seed=0, checkpoint_dir=str(tmp_path / "ckpt")))
     assert summary["steps"] == 3
     before, after = _weights(model_dir), _weights(tmp_path / "out")
     assert before.keys() == after.keys()
@@ -104,7 +105,7 @@ def test_checkpoint_resume_gives_the_same_weights(tiny, family, tmp_path):
     model_dir, data_dir = tiny(family)
     spec = _spec("stage5", ("embed_new", "head_all"), max_steps=6, eval_every=2, save_every=2, schedule="cosine",
                  warmup_steps=2)
-    train_stage(model_dir, data_dir, tmp_path / "whole", spec, RunConfig(checkpoint_dir=str(tmp_path / "c1")))
+    train_stage(model_dir, data_dir, tmp_path / "whole", spec, run_config(checkpoint_dir=str(tmp_path / "c1")))
 
     class KilledError(Exception):
         pass
@@ -114,11 +115,11 @@ def test_checkpoint_resume_gives_the_same_weights(tiny, family, tmp_path):
             raise KilledError
 
     with pytest.raises(KilledError):
-        train_stage(model_dir, data_dir, tmp_path / "resumed", spec, RunConfig(checkpoint_dir=str(tmp_path / "c2")),
+        train_stage(model_dir, data_dir, tmp_path / "resumed", spec, run_config(checkpoint_dir=str(tmp_path / "c2")),
                     on_step=kill)
     assert (tmp_path / "c2" / "latest.json").exists()
     summary = train_stage(model_dir, data_dir, tmp_path / "resumed", spec,
-                          RunConfig(checkpoint_dir=str(tmp_path / "c2")))
+                          run_config(checkpoint_dir=str(tmp_path / "c2")))
     assert summary["steps"] == 6
     whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "resumed")
     for name in whole:
@@ -135,7 +136,7 @@ def test_best_checkpoint_and_plateau(tiny, min_delta, tmp_path):
     model_dir, data_dir = tiny("llama")
     spec = _spec("plateau", ("head_all",), lr=1.0 if min_delta == 0 else 0.05, max_steps=40, eval_every=1,
                  save_every=1, patience=2, min_delta=min_delta, weight_decay=0.0)
-    summary = train_stage(model_dir, data_dir, tmp_path / "out", spec, RunConfig())
+    summary = train_stage(model_dir, data_dir, tmp_path / "out", spec, run_config())
     assert summary["stopped"] == "plateau" and summary["steps"] < 40
     with open(tmp_path / "out" / "training_log.csv", newline="") as fh:
         val = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(fh) if r["val_loss"] and r["step"] != "0"}
@@ -143,7 +144,7 @@ def test_best_checkpoint_and_plateau(tiny, min_delta, tmp_path):
     assert summary["best_val_loss"] == min(val.values())
     # the saved checkpoint is that state: a next stage starts from exactly this validation loss
     nxt = train_stage(tmp_path / "out", data_dir, tmp_path / "next", _spec("next", ("head_new",), max_steps=1),
-                      RunConfig())
+                      run_config())
     assert nxt["first_val_loss"] == summary["best_val_loss"]
 
 
@@ -158,9 +159,9 @@ def test_sigkill_then_rerun_resumes_to_the_same_weights(tiny, tmp_path):
 
     model_dir, data_dir = tiny("llama")
     spec = _spec("stage6", ("all",), max_steps=12, eval_every=2, save_every=2, schedule="cosine")
-    train_stage(model_dir, data_dir, tmp_path / "whole", spec, RunConfig())
-    (tmp_path / "spec.json").write_text(json.dumps(spec.as_dict()))
-    (tmp_path / "run.json").write_text(json.dumps({"checkpoint_dir": str(tmp_path / "ckpt")}))
+    train_stage(model_dir, data_dir, tmp_path / "whole", spec, run_config())
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
+    (tmp_path / "run.json").write_text(json.dumps(run_config(checkpoint_dir=str(tmp_path / "ckpt")).to_dict()))
     cmd = [sys.executable, "-m", "vocab_expansion.training", "stage", str(model_dir), str(data_dir),
            str(tmp_path / "killed"), "--spec", str(tmp_path / "spec.json"), "--settings", str(tmp_path / "run.json")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,7 +194,7 @@ def test_bf16_storage_keeps_frozen_weights_bit_identical(tiny, family, strategy,
         if not f.name.startswith(("model", "config")):
             shutil.copyfile(f, bf16_dir / f.name)
     spec = _spec("bf16", ("embed_new", "head_new"), precision="bf16", strategy=strategy)
-    train_stage(bf16_dir, data_dir, tmp_path / "out", spec, RunConfig(save_dtype="bf16"))
+    train_stage(bf16_dir, data_dir, tmp_path / "out", spec, run_config(save_dtype="bf16"))
     before, after = _weights(bf16_dir), _weights(tmp_path / "out")
     assert before.keys() == after.keys() and all(t.dtype == torch.bfloat16 for t in after.values())
     n_old = json.loads((model_dir / "expansion.json").read_text())["old_vocab"]
@@ -211,7 +212,7 @@ def test_compiled_blocks_train_like_eager(tiny, tmp_path):
     """``compile: true`` (torch.compile of every decoder block) computes the eager stage's losses."""
     model_dir, data_dir = tiny("llama")
     spec = _spec("compile", ("all",), max_steps=2, eval_every=2, save_every=2)
-    eager = train_stage(model_dir, data_dir, tmp_path / "eager", spec, RunConfig())
+    eager = train_stage(model_dir, data_dir, tmp_path / "eager", spec, run_config())
     compiled = train_stage(model_dir, data_dir, tmp_path / "compiled", dataclasses.replace(spec, compile=True),
-                           RunConfig())
+                           run_config())
     assert compiled["best_val_loss"] == pytest.approx(eager["best_val_loss"], rel=1e-4)

@@ -56,7 +56,7 @@ def test_stage_lr_reruns_that_stage_and_later_ones(demo_run):
              "results/models/sft/all_at_once/phase1"}  # SFT starts from eeve's last stage
     assert stages == want
     jobs = dry_run_jobs(workdir, "--configfile", str(workdir / "lr.yaml"))
-    assert jobs == {"all": 1, "train_stage": 9, "plot_training": 3, **AFTER_EEVE}, jobs
+    assert jobs == {"all": 1, "training_stage": 9, "training_plot": 3, **AFTER_EEVE}, jobs
 
 
 def test_qlora_stage_knob_reruns_only_its_variant(demo_run):

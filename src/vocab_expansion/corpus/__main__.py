@@ -11,7 +11,12 @@ import argparse
 import sys
 
 from vocab_expansion import config as configlib
-from vocab_expansion.corpus import configs, dedup, heuristics, ingest, normalize, perplexity, sample, stats
+from vocab_expansion.corpus import dedup, heuristics, ingest, normalize, perplexity, sample, stats
+from vocab_expansion.corpus.dedup import DedupConfig
+from vocab_expansion.corpus.heuristics import HeuristicsConfig
+from vocab_expansion.corpus.ingest import CorpusSource
+from vocab_expansion.corpus.normalize import NormalizeConfig
+from vocab_expansion.corpus.perplexity import KenLMConfig
 from vocab_expansion.errors import ConfigError, exit_status
 
 
@@ -63,42 +68,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(a: argparse.Namespace, cfg: dict) -> None:
-    """Dispatch one parsed command."""
-    step = a.step
+    """Dispatch one parsed command with the validated config ``cfg``."""
+    step, corpus = a.step, cfg["corpus"]
     if step == "ingest":
-        src = next((s for s in configs.sources(cfg) if s.name == a.source), None)
-        if src is None:
+        entry = next((s for s in corpus["sources"] if s["name"] == a.source), None)
+        if entry is None:
             raise ConfigError(f"corpus.sources has no source named {a.source!r}")
-        ingest.ingest_file(a.file, src, a.part, cfg["corpus"]["shard_docs"], a.out_dir, a.rejected_dir)
+        ingest.ingest_file(a.file, CorpusSource.from_config(entry), a.part, corpus["shard_docs"], a.out_dir,
+                           a.rejected_dir)
     elif step == "normalize":
-        normalize.normalize_shard(a.input, a.kept, a.rejected, a.counts, a.shard, configs.normalize(cfg))
+        normalize.normalize_shard(a.input, a.kept, a.rejected, a.counts, a.shard,
+                                  NormalizeConfig.from_config(corpus["normalize"]))
     elif step == "heuristics":
-        heuristics.filter_shard(a.input, a.kept, a.rejected, a.counts, a.shard, configs.heuristics(cfg))
+        hcfg = HeuristicsConfig.from_config(corpus["filters"], cfg["language"]["script"])
+        heuristics.filter_shard(a.input, a.kept, a.rejected, a.counts, a.shard, hcfg)
     elif step == "kenlm-train":
-        kcfg = configs.kenlm(cfg)
+        kcfg = KenLMConfig.from_config(corpus["kenlm"])
         sp = a.sp_model or kcfg.sentencepiece_model
         if kcfg.segmentation == "sentencepiece" and sp and not kcfg.sentencepiece_model:
             perplexity.train_sentencepiece(kcfg.reference, sp, kcfg.sentencepiece_vocab, cfg["seed"])
         perplexity.train_kenlm(kcfg.reference, a.binary, kcfg, sp)
     elif step == "kenlm-score":
-        perplexity.score_shard(a.input, a.scored, a.histogram, a.model, configs.kenlm(cfg), a.sp_model)
+        perplexity.score_shard(a.input, a.scored, a.histogram, a.model, KenLMConfig.from_config(corpus["kenlm"]),
+                               a.sp_model)
     elif step == "kenlm-thresholds":
-        perplexity.fit_thresholds(a.histograms, configs.kenlm(cfg), a.out, a.plot)
+        perplexity.fit_thresholds(a.histograms, KenLMConfig.from_config(corpus["kenlm"]), a.out, a.plot)
     elif step == "kenlm-filter":
         perplexity.filter_shard(a.scored, a.thresholds, a.kept, a.rejected, a.counts, a.shard)
     elif step == "minhash":
-        dedup.signatures_shard(a.input, a.out, configs.dedup(cfg))
+        dedup.signatures_shard(a.input, a.out, _dedup(cfg))
     elif step == "candidates":
-        dedup.candidates(a.signatures, a.bands, a.out, a.exact, configs.dedup(cfg).key_ranges)
+        dedup.candidates(a.signatures, a.bands, a.out, a.exact, _dedup(cfg).key_ranges)
     elif step == "clusters":
-        dedup.clusters(a.signatures, a.candidates, a.out, a.summary, configs.dedup(cfg))
+        dedup.clusters(a.signatures, a.candidates, a.out, a.summary, _dedup(cfg))
     elif step == "dedup-filter":
         dedup.filter_shard(a.input, a.duplicates, a.kept, a.rejected, a.counts, a.shard)
     elif step == "stats":
         stats.write_stats(a.counts, a.stats, a.summary, a.funnel)
     elif step == "sample":
-        max_bytes = int(cfg["corpus"]["tokenizer_sample"]["max_mb"] * 1_000_000)
+        max_bytes = int(corpus["tokenizer_sample"]["max_mb"] * 1_000_000)
         sample.sample_for_tokenizer(a.filtered, a.out, a.info, max_bytes, cfg["seed"])
+
+
+def _dedup(cfg: dict) -> DedupConfig:
+    return DedupConfig.from_config(cfg["corpus"]["dedup"], cfg["seed"])
 
 
 if __name__ == "__main__":

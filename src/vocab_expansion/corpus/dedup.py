@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,9 @@ import pyarrow.parquet as pq
 import regex
 import xxhash
 
-from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard, write_table
+from vocab_expansion import config as configlib
+from vocab_expansion.corpus.filters import Document, Rejection, run_filters
+from vocab_expansion.corpus.shards import StepCounts, read_shard, write_table
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.fileio import write_json
 from vocab_expansion.logs import progress
@@ -52,36 +54,30 @@ _PUNCT_RE = regex.compile(r"\p{P}+")
 
 @dataclass(frozen=True)
 class DedupConfig:
-    """Knobs of MinHash deduplication (config: corpus.dedup)."""
+    """Knobs of MinHash deduplication (config: corpus.dedup; defaults and ranges in the schema) and the seed."""
 
-    shingle: str = "char"  # char | word
-    shingle_size: int = 5
-    num_perm: int = 120
-    bands: int = 20
-    rows: int = 6
-    threshold: float = 0.7
-    band_jobs: int = 4
-    key_ranges: int = 8
-    keep: str = "first"  # first | longest
-    seed: int = 0
+    shingle: str  # char | word
+    shingle_size: int
+    num_perm: int
+    bands: int
+    rows: int
+    threshold: float
+    band_jobs: int
+    key_ranges: int
+    keep: str  # first | longest
+    seed: int  # the config's top-level seed
 
     def __post_init__(self) -> None:
-        if self.shingle not in ("char", "word"):
-            raise ConfigError(f"corpus.dedup.shingle must be char or word, not {self.shingle!r}")
+        # the one check the schema cannot express: it relates two keys to a third
         if self.bands * self.rows > self.num_perm:
             raise ConfigError(f"corpus.dedup: bands × rows = {self.bands * self.rows} exceeds "
                               f"num_perm = {self.num_perm}")
-        if self.keep not in ("first", "longest"):
-            raise ConfigError(f"corpus.dedup.keep must be first or longest, not {self.keep!r}")
-        if self.key_ranges < 1:
-            raise ConfigError(f"corpus.dedup.key_ranges must be at least 1, not {self.key_ranges}")
-        if not 0 < self.threshold <= 1:
-            raise ConfigError(f"corpus.dedup.threshold must be in (0, 1], not {self.threshold}")
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], seed: int = 0) -> DedupConfig:
-        """From the config mapping corpus.dedup and the global seed."""
-        return cls(**{**cfg, "seed": seed})
+    def from_config(cls, values: Mapping[str, Any] | None, seed: int) -> DedupConfig:
+        """From the config mapping corpus.dedup, or the part of it a step needs (the rest takes the schema's
+        defaults), and the config's seed."""
+        return cls(**configlib.section("corpus.dedup", values), seed=seed)
 
     def band_groups(self) -> list[list[int]]:
         """The bands each candidates job handles (contiguous, as even as possible)."""
@@ -349,20 +345,27 @@ def clusters(signature_paths: Sequence[str], candidate_paths: Sequence[str], out
     return summary
 
 
+@dataclass(frozen=True)
+class MarkedDuplicates:
+    """Reject the rows of one shard that the clustering step marked: row -> (kept id, similarity, exact copy)."""
+
+    marked: dict[int, tuple[str, float, bool]]
+
+    def filter(self, doc: Document) -> bool | Rejection:
+        """``exact_duplicate`` or ``near_duplicate``, naming the kept document and the estimated similarity."""
+        mark = self.marked.get(doc.row)
+        if mark is None:
+            return True
+        kept_id, similarity, exact = mark
+        return Rejection("exact_duplicate" if exact else "near_duplicate",
+                         f"of {kept_id} (estimated Jaccard {similarity:.3f})")
+
+
 def filter_shard(in_path: str, duplicates_path: str, kept_path: str, rejected_path: str, counts_path: str,
-                 shard: str) -> None:
+                 shard: str) -> StepCounts:
     """Drop this shard's documents that the clustering step marked as duplicates."""
     dups = pq.read_table(duplicates_path, filters=pc.field("shard") == shard)
     marked = {int(r): (k, s, e) for r, k, s, e in zip(
         dups.column("row").to_pylist(), dups.column("kept_id").to_pylist(),
         dups.column("similarity").to_pylist(), dups.column("exact").to_pylist(), strict=True)}
-    out = StepOutput("dedup", shard)
-    for row, (doc_id, text, source) in enumerate(iter_rows(read_shard(in_path))):
-        out.add_input(text)
-        if row in marked:
-            kept_id, similarity, exact = marked[row]
-            reason = "exact_duplicate" if exact else "near_duplicate"
-            out.reject(doc_id, text, source, reason, f"of {kept_id} (estimated Jaccard {similarity:.3f})")
-        else:
-            out.keep(doc_id, text, source, chars_in=len(text))
-    out.write(kept_path, rejected_path, counts_path)
+    return run_filters("dedup", shard, [MarkedDuplicates(marked)], in_path, kept_path, rejected_path, counts_path)

@@ -1,31 +1,38 @@
-"""Heuristic document filters, each with its own knobs and its own rejection reason.
+"""Heuristic document filters: one small class per entry under ``corpus.filters``, each with its own reasons.
 
-Applied in this order; a document is rejected with the first reason that applies:
+Each class is a filter of :mod:`vocab_expansion.corpus.filters`, registered under the name of its
+config entry and built from that entry's keys (the schema holds their defaults). Filters run in the
+order they are registered, and a document is rejected with the first reason that applies:
 
-1. ``numeric_dominant``: digits or runs of numbers dominate the document. In ``strip`` mode the
-   remaining numeric runs (e.g. '1호선, 2호선, 4호선, 13호선') are then cut out of kept documents.
-2. ``too_short`` / ``too_long`` / ``too_few_words`` / ``too_many_words``: length bounds.
-3. ``script_ratio``: too small a share of the target script (Hangul by default) among letters.
-4. Repetition in the style of Gopher (Rae et al. 2021): ``dup_lines``, ``dup_line_chars``,
+1. ``numeric``: ``numeric_dominant`` when digits or runs of numbers dominate the document. In
+   ``strip`` mode the remaining numeric runs (e.g. '1호선, 2호선, 4호선, 13호선') are then cut out of
+   kept documents.
+2. ``length``: ``too_short`` / ``too_long`` / ``too_few_words`` / ``too_many_words``.
+3. ``script``: ``script_ratio``, too small a share of the target script (``language.script``) among letters.
+4. ``repetition``, in the style of Gopher (Rae et al. 2021): ``dup_lines``, ``dup_line_chars``,
    ``dup_paragraphs``, ``dup_paragraph_chars``, ``top_ngram_{n}`` (share of characters in the most
    frequent repeated word n-gram), ``dup_ngram_{n}`` (share of characters in repeated n-grams) and
    ``char_run`` (share of characters in runs of one repeated character, e.g. 'ㅋㅋㅋㅋㅋㅋ').
 
-Words are whitespace-delimited (Korean eojeol: a stem with its particles), which is what
-repetition statistics need; no morphological analysis is involved.
+A filter for another language is one more registered class and one more entry under
+``corpus.filters`` in the schema; it runs after these whenever the config has its entry (README,
+"Extending"). Words are whitespace-delimited (Korean eojeol: a stem with its particles), which is
+what repetition statistics need; no morphological analysis is involved.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import regex
 
-from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard
+from vocab_expansion import config as configlib
+from vocab_expansion.corpus.filters import DocFilter, Document, Rejection, run_filters
+from vocab_expansion.corpus.shards import StepCounts
 from vocab_expansion.errors import ConfigError
-from vocab_expansion.logs import progress
 
 _NUMBER = r"\d++(?:[.,:/]\d++)*+(?:\p{L}{1,3}|%)?"  # possessive: a number never splits in two
 _SEPARATOR = r"[\s,;·/|~()\[\]\-–—]*"
@@ -33,151 +40,151 @@ _SPACES_RE = regex.compile(r"[ \t]{2,}")
 _LETTER_RE = regex.compile(r"\p{L}")
 _DIGIT_RE = regex.compile(r"\d")
 
+REGISTRY: dict[str, Callable[..., DocFilter]] = {}
+"""Config entry name under ``corpus.filters`` -> the filter class built from that entry, in run order."""
 
-@dataclass(frozen=True)
-class HeuristicsConfig:
-    """Knobs of the heuristic filters (config: corpus.filters). A value of null disables a rule."""
+F = TypeVar("F", bound=type)
 
-    # length bounds
-    min_chars: int | None = 10
-    max_chars: int | None = 100_000
-    min_words: int | None = 1
-    max_words: int | None = None
-    # numeric sequences
-    numeric_mode: str = "strip"  # strip | reject | off
-    numeric_min_run: int = 4
-    max_digit_ratio: float | None = 0.4
-    max_numeric_run_ratio: float | None = 0.5
-    # target script
-    script: str = "Hangul"  # a Unicode script name, or a regex character class when it starts with '['
-    min_script_ratio: float | None = 0.5
-    # repetition (Gopher)
-    max_dup_line_frac: float | None = 0.3
-    max_dup_line_char_frac: float | None = 0.2
-    max_dup_para_frac: float | None = 0.3
-    max_dup_para_char_frac: float | None = 0.2
-    top_ngram_max_frac: dict[int, float] = field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
-    dup_ngram_max_frac: dict[int, float] = field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
-    char_run_min: int = 4
-    max_char_run_frac: float | None = 0.5
+
+def register(name: str) -> Callable[[F], F]:
+    """Class decorator: the filter built from ``corpus.filters.<name>``, run after those registered before it."""
+    def add(cls: F) -> F:
+        if REGISTRY.get(name, cls) is not cls:
+            raise ValueError(f"a heuristic filter is already registered as {name!r}: {REGISTRY[name]}")
+        REGISTRY[name] = cls
+        return cls
+    return add
+
+
+@register("numeric")
+@dataclass
+class NumericFilter:
+    """Numeric dominance (``numeric_dominant``), then, in ``strip`` mode, numeric runs cut out of the text."""
+
+    mode: str | bool  # strip | reject | off (false)
+    min_run: int
+    max_digit_ratio: float | None
+    max_run_ratio: float | None
+    run_re: regex.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.numeric_mode not in ("strip", "reject", "off"):
-            raise ConfigError(f"corpus.filters.numeric.mode must be strip, reject or off, not {self.numeric_mode!r}")
-        if self.numeric_min_run < 2:
-            raise ConfigError("corpus.filters.numeric.min_run must be >= 2")
-        if self.char_run_min < 2:
-            raise ConfigError("corpus.filters.repetition.char_run_min must be >= 2")
+        if self.mode is False:  # YAML reads an unquoted `off` as false
+            self.mode = "off"
+        self.run_re = regex.compile(rf"{_NUMBER}(?:{_SEPARATOR}{_NUMBER}){{{self.min_run - 1},}}")
 
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> HeuristicsConfig:
-        """From the nested config mapping corpus.filters (length/numeric/script/repetition)."""
-        length, numeric = cfg.get("length", {}), cfg.get("numeric", {})
-        script, rep = cfg.get("script", {}), cfg.get("repetition", {})
-        kw: dict[str, Any] = {}
-        for key in ("min_chars", "max_chars", "min_words", "max_words"):
-            if key in length:
-                kw[key] = length[key]
-        for src, dst in (("mode", "numeric_mode"), ("min_run", "numeric_min_run"),
-                         ("max_digit_ratio", "max_digit_ratio"), ("max_run_ratio", "max_numeric_run_ratio")):
-            if src in numeric:
-                kw[dst] = numeric[src]
-        for src, dst in (("name", "script"), ("min_ratio", "min_script_ratio")):
-            if src in script:
-                kw[dst] = script[src]
-        for key in ("max_dup_line_frac", "max_dup_line_char_frac", "max_dup_para_frac",
-                    "max_dup_para_char_frac", "char_run_min", "max_char_run_frac"):
-            if key in rep:
-                kw[key] = rep[key]
-        for key in ("top_ngram_max_frac", "dup_ngram_max_frac"):
-            if key in rep:
-                kw[key] = {int(n): float(v) for n, v in (rep[key] or {}).items()}
-        unknown = (set(length) - {"min_chars", "max_chars", "min_words", "max_words"}) | (
-            set(numeric) - {"mode", "min_run", "max_digit_ratio", "max_run_ratio"}) | (
-            set(script) - {"name", "min_ratio"})
-        if unknown:
-            raise ConfigError(f"corpus.filters: unknown keys {sorted(unknown)}")
-        return cls(**kw)
+    def filter(self, doc: Document) -> bool | Rejection:
+        """Reject a document that numbers dominate; strip numeric runs from the others in strip mode."""
+        text = doc.text
+        if self.mode == "off":
+            return True
+        nonspace = len(text) - text.count(" ") - text.count("\n")
+        if self.max_digit_ratio is not None and nonspace:
+            ratio = len(_DIGIT_RE.findall(text)) / nonspace
+            if ratio > self.max_digit_ratio:
+                return Rejection("numeric_dominant", f"digit ratio {ratio:.3f}")
+        spans = [m.span() for m in self.run_re.finditer(text)]
+        if not spans:
+            return True
+        run_chars = sum(b - a for a, b in spans)
+        if self.max_run_ratio is not None and run_chars / len(text) > self.max_run_ratio:
+            return Rejection("numeric_dominant", f"numeric-run ratio {run_chars / len(text):.3f}")
+        if self.mode == "strip":
+            doc.text = _SPACES_RE.sub(" ", self.run_re.sub(" ", text)).strip()
+            if not doc.text:
+                return Rejection("numeric_dominant", "nothing left after stripping numeric runs")
+        return True
 
 
-class HeuristicFilter:
-    """Compiled form of :class:`HeuristicsConfig`; ``check`` returns (text, reason, detail)."""
+@register("length")
+@dataclass(frozen=True)
+class LengthFilter:
+    """Length bounds in characters and words; None disables a bound."""
 
-    def __init__(self, cfg: HeuristicsConfig):
-        self.cfg = cfg
-        self.run_re = regex.compile(rf"{_NUMBER}(?:{_SEPARATOR}{_NUMBER}){{{cfg.numeric_min_run - 1},}}")
-        script_class = cfg.script if cfg.script.startswith("[") else rf"\p{{Script={cfg.script}}}"
+    min_chars: int | None
+    max_chars: int | None
+    min_words: int | None
+    max_words: int | None
+
+    def filter(self, doc: Document) -> bool | Rejection:
+        """``too_short``, ``too_long``, ``too_few_words`` or ``too_many_words``, checked in that order."""
+        n, w = len(doc.text), len(doc.words)
+        if self.min_chars is not None and n < self.min_chars:
+            return Rejection("too_short", f"{n} chars")
+        if self.max_chars is not None and n > self.max_chars:
+            return Rejection("too_long", f"{n} chars")
+        if self.min_words is not None and w < self.min_words:
+            return Rejection("too_few_words", f"{w} words")
+        if self.max_words is not None and w > self.max_words:
+            return Rejection("too_many_words", f"{w} words")
+        return True
+
+
+@register("script")
+@dataclass
+class ScriptFilter:
+    """Least share of the target script among letters (``script_ratio``); None disables it."""
+
+    script: str  # language.script: a Unicode script name, or a regex character class when it starts with '['
+    min_ratio: float | None
+    script_re: regex.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        script_class = self.script if self.script.startswith("[") else rf"\p{{Script={self.script}}}"
         try:
             self.script_re = regex.compile(script_class)
         except regex.error as exc:
-            raise ConfigError(f"corpus.filters.script.name: {cfg.script!r} is not a Unicode script or "
-                              f"character class: {exc}") from exc
-        self.char_run_re = regex.compile(rf"(.)\1{{{cfg.char_run_min - 1},}}", regex.DOTALL)
+            raise ConfigError(f"language.script: {self.script!r} is not a Unicode script or character class: "
+                              f"{exc}") from exc
 
-    # --- individual rules -------------------------------------------------------------------
-    def numeric(self, text: str) -> tuple[str, str | None, str]:
-        """Numeric-dominance rejection, then stripping of numeric runs in strip mode."""
-        cfg = self.cfg
-        if cfg.numeric_mode == "off":
-            return text, None, ""
-        nonspace = len(text) - text.count(" ") - text.count("\n")
-        if cfg.max_digit_ratio is not None and nonspace:
-            ratio = len(_DIGIT_RE.findall(text)) / nonspace
-            if ratio > cfg.max_digit_ratio:
-                return text, "numeric_dominant", f"digit ratio {ratio:.3f}"
-        spans = [m.span() for m in self.run_re.finditer(text)]
-        if not spans:
-            return text, None, ""
-        run_chars = sum(b - a for a, b in spans)
-        if cfg.max_numeric_run_ratio is not None and run_chars / len(text) > cfg.max_numeric_run_ratio:
-            return text, "numeric_dominant", f"numeric-run ratio {run_chars / len(text):.3f}"
-        if cfg.numeric_mode == "strip":
-            text = _SPACES_RE.sub(" ", self.run_re.sub(" ", text)).strip()
-            if not text:
-                return text, "numeric_dominant", "nothing left after stripping numeric runs"
-        return text, None, ""
-
-    def length(self, text: str, words: list[str]) -> tuple[str | None, str]:
-        """Length bounds in characters and words."""
-        cfg, n, w = self.cfg, len(text), len(words)
-        if cfg.min_chars is not None and n < cfg.min_chars:
-            return "too_short", f"{n} chars"
-        if cfg.max_chars is not None and n > cfg.max_chars:
-            return "too_long", f"{n} chars"
-        if cfg.min_words is not None and w < cfg.min_words:
-            return "too_few_words", f"{w} words"
-        if cfg.max_words is not None and w > cfg.max_words:
-            return "too_many_words", f"{w} words"
-        return None, ""
-
-    def script_ratio(self, text: str) -> tuple[str | None, str]:
-        """Share of the target script among letters."""
-        if self.cfg.min_script_ratio is None:
-            return None, ""
-        letters = len(_LETTER_RE.findall(text))
+    def filter(self, doc: Document) -> bool | Rejection:
+        """Reject a document with no letters, or too few of the target script among them."""
+        if self.min_ratio is None:
+            return True
+        letters = len(_LETTER_RE.findall(doc.text))
         if not letters:
-            return "script_ratio", "no letters"
-        ratio = len(self.script_re.findall(text)) / letters
-        if ratio < self.cfg.min_script_ratio:
-            return "script_ratio", f"{self.cfg.script} ratio {ratio:.3f}"
-        return None, ""
+            return Rejection("script_ratio", "no letters")
+        ratio = len(self.script_re.findall(doc.text)) / letters
+        if ratio < self.min_ratio:
+            return Rejection("script_ratio", f"{self.script} ratio {ratio:.3f}")
+        return True
 
-    def repetition(self, text: str, words: list[str]) -> tuple[str | None, str]:
-        """Gopher-style repetition rules and the repeated-character-run rule."""
-        cfg = self.cfg
+
+@register("repetition")
+@dataclass
+class RepetitionFilter:
+    """Gopher-style repetition rules and the repeated-character-run rule; None disables a rule."""
+
+    max_dup_line_frac: float | None
+    max_dup_line_char_frac: float | None
+    max_dup_para_frac: float | None
+    max_dup_para_char_frac: float | None
+    top_ngram_max_frac: dict[int, float | None]
+    dup_ngram_max_frac: dict[int, float | None]
+    char_run_min: int
+    max_char_run_frac: float | None
+    char_run_re: regex.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # YAML may give the n of an n-gram as a string key ('2': 0.2); the rules are applied by increasing n
+        self.top_ngram_max_frac = {int(n): v for n, v in self.top_ngram_max_frac.items()}
+        self.dup_ngram_max_frac = {int(n): v for n, v in self.dup_ngram_max_frac.items()}
+        self.char_run_re = regex.compile(rf"(.)\1{{{self.char_run_min - 1},}}", regex.DOTALL)
+
+    def filter(self, doc: Document) -> bool | Rejection:
+        """Duplicate lines and paragraphs, then top and duplicate word n-grams, then character runs."""
+        text, words = doc.text, doc.words
         if "\n" in text:
             lines = [ln for ln in text.split("\n") if ln.strip()]
-            reason = _dup_units(lines, cfg.max_dup_line_frac, cfg.max_dup_line_char_frac, len(text), "line")
-            if reason[0]:
-                return reason
+            rejection = _dup_units(lines, self.max_dup_line_frac, self.max_dup_line_char_frac, len(text), "line")
+            if rejection:
+                return rejection
             paras = [p for p in text.split("\n\n") if p.strip()]
-            reason = _dup_units(paras, cfg.max_dup_para_frac, cfg.max_dup_para_char_frac, len(text), "paragraph")
-            if reason[0]:
-                return reason
+            rejection = _dup_units(paras, self.max_dup_para_frac, self.max_dup_para_char_frac, len(text), "paragraph")
+            if rejection:
+                return rejection
         word_chars = sum(len(w) for w in words)
         if word_chars:
-            for n, max_frac in sorted(cfg.top_ngram_max_frac.items()):
+            for n, max_frac in sorted(self.top_ngram_max_frac.items()):
                 if len(words) < n + 1 or max_frac is None:
                     continue
                 grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
@@ -185,38 +192,24 @@ class HeuristicFilter:
                 if count > 1:
                     frac = count * sum(len(w) for w in gram) / word_chars
                     if frac > max_frac:
-                        return f"top_ngram_{n}", f"{frac:.3f}"
-            for n, max_frac in sorted(cfg.dup_ngram_max_frac.items()):
+                        return Rejection(f"top_ngram_{n}", f"{frac:.3f}")
+            for n, max_frac in sorted(self.dup_ngram_max_frac.items()):
                 if len(words) < 2 * n or max_frac is None:
                     continue
                 frac = _dup_ngram_char_frac(words, n) / word_chars
                 if frac > max_frac:
-                    return f"dup_ngram_{n}", f"{frac:.3f}"
-        if cfg.max_char_run_frac is not None:
+                    return Rejection(f"dup_ngram_{n}", f"{frac:.3f}")
+        if self.max_char_run_frac is not None:
             run = sum(m.end() - m.start() for m in self.char_run_re.finditer(text) if not m.group(1).isspace())
-            if run / len(text) > cfg.max_char_run_frac:
-                return "char_run", f"{run / len(text):.3f}"
-        return None, ""
-
-    # --- all rules ------------------------------------------------------------------------
-    def check(self, text: str) -> tuple[str, str | None, str]:
-        """Apply every rule in order: (possibly stripped text, first failing reason or None, detail)."""
-        text, reason, detail = self.numeric(text)
-        if reason:
-            return text, reason, detail
-        words = text.split()
-        for rule in (lambda: self.length(text, words), lambda: self.script_ratio(text),
-                     lambda: self.repetition(text, words)):
-            reason, detail = rule()
-            if reason:
-                return text, reason, detail
-        return text, None, ""
+            if run / len(text) > self.max_char_run_frac:
+                return Rejection("char_run", f"{run / len(text):.3f}")
+        return True
 
 
 def _dup_units(units: list[str], max_frac: float | None, max_char_frac: float | None, total_chars: int,
-               what: str) -> tuple[str | None, str]:
+               what: str) -> Rejection | None:
     if len(units) < 2:
-        return None, ""
+        return None
     seen: set[str] = set()
     dup = dup_chars = 0
     for unit in units:
@@ -225,10 +218,10 @@ def _dup_units(units: list[str], max_frac: float | None, max_char_frac: float | 
             dup_chars += len(unit)
         seen.add(unit)
     if max_frac is not None and dup / len(units) > max_frac:
-        return f"dup_{what}s", f"{dup / len(units):.3f}"
+        return Rejection(f"dup_{what}s", f"{dup / len(units):.3f}")
     if max_char_frac is not None and dup_chars / total_chars > max_char_frac:
-        return f"dup_{what}_chars", f"{dup_chars / total_chars:.3f}"
-    return None, ""
+        return Rejection(f"dup_{what}_chars", f"{dup_chars / total_chars:.3f}")
+    return None
 
 
 def _dup_ngram_char_frac(words: list[str], n: int) -> int:
@@ -244,17 +237,27 @@ def _dup_ngram_char_frac(words: list[str], n: int) -> int:
     return sum(len(w) for w, c in zip(words, covered, strict=True) if c)
 
 
+@dataclass(frozen=True)
+class HeuristicsConfig:
+    """The heuristic filters' settings: corpus.filters, and the target script from language.script."""
+
+    entries: dict[str, dict[str, Any]]  # corpus.filters as validated: entry name -> its keys, defaults filled
+    script: str  # language.script
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any] | None, script: str) -> HeuristicsConfig:
+        """From the config mapping corpus.filters (validated, with the schema's defaults) and language.script."""
+        return cls(configlib.section("corpus.filters", values), script)
+
+    def build(self) -> list[DocFilter]:
+        """One filter per registered name the config has an entry for, in registration order."""
+        # the script filter's target is a language setting, not a key of its corpus.filters entry
+        extra = {"script": {"script": self.script}}
+        return [make(**self.entries[name], **extra.get(name, {})) for name, make in REGISTRY.items()
+                if name in self.entries]
+
+
 def filter_shard(in_path: str, kept_path: str, rejected_path: str, counts_path: str, shard: str,
-                 cfg: HeuristicsConfig) -> None:
+                 cfg: HeuristicsConfig) -> StepCounts:
     """Apply the heuristic filters to one shard."""
-    flt = HeuristicFilter(cfg)
-    out = StepOutput("heuristics", shard)
-    table = read_shard(in_path)
-    for doc_id, text, source in progress(iter_rows(table), "heuristics", table.num_rows):
-        out.add_input(text)
-        new_text, reason, detail = flt.check(text)
-        if reason:
-            out.reject(doc_id, text, source, reason, detail)
-        else:
-            out.keep(doc_id, new_text, source, chars_in=len(text))
-    out.write(kept_path, rejected_path, counts_path)
+    return run_filters("heuristics", shard, cfg.build(), in_path, kept_path, rejected_path, counts_path)

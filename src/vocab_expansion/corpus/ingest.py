@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vocab_expansion import config as configlib
 from vocab_expansion.corpus.shards import StepOutput
 from vocab_expansion.errors import InputError
 from vocab_expansion.fileio import data_suffix, open_binary, open_text, write_json
@@ -39,8 +40,8 @@ _SUFFIX_FORMAT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parq
 
 
 @dataclass(frozen=True)
-class Source:
-    """One corpus source from the config.
+class CorpusSource:
+    """One corpus source from the config (an entry of corpus.sources; defaults in the schema).
 
     ``path`` is a glob; ``format`` one of :data:`FORMATS` or 'auto' (from the file suffix);
     ``txt_unit`` says what a document is in a txt file: a line, a blank-line separated paragraph, or
@@ -49,19 +50,17 @@ class Source:
 
     name: str
     path: str
-    format: str = "auto"
-    text_field: str = "text"
-    id_field: str | None = None
-    txt_unit: str = "line"
+    format: str
+    text_field: str
+    id_field: str | None
+    txt_unit: str
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Source:
-        """Build a Source from a config entry (keys as in config.yaml's corpus.sources)."""
-        keys = {"name", "path", "format", "text_field", "id_field", "txt_unit"}
-        unknown = set(cfg) - keys
-        if unknown:
-            raise InputError(f"corpus.sources: unknown keys {sorted(unknown)} in source {cfg.get('name')!r}")
-        return cls(**cfg)
+    def from_config(cls, values: Mapping[str, Any]) -> CorpusSource:
+        """From one entry of corpus.sources (validated; keys left out take the schema's defaults)."""
+        # an entry is an item of a list, which config.section cannot name: validate it as corpus.sources' one item
+        (entry,) = configlib.section("corpus", {"sources": [dict(values)]})["sources"]
+        return cls(**entry)
 
     def files(self, base_dir: str | Path = ".") -> list[Path]:
         """The files the glob matches, sorted; InputError if there are none."""
@@ -106,7 +105,7 @@ def _field(obj: Any, key: str, path: Path, where: str) -> Any:
     return obj[key]
 
 
-def _read_jsonl(path: Path, src: Source) -> Iterator[Record]:
+def _read_jsonl(path: Path, src: CorpusSource) -> Iterator[Record]:
     n_lines = n_bad = 0
     with open_binary(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -127,7 +126,7 @@ def _read_jsonl(path: Path, src: Source) -> Iterator[Record]:
         raise InputError(f"{path}: none of its {n_lines} lines is JSON; is format {src.format!r} right?")
 
 
-def _read_json(path: Path, src: Source) -> Iterator[Record]:
+def _read_json(path: Path, src: CorpusSource) -> Iterator[Record]:
     try:
         with open_text(path, errors="surrogateescape") as fh:
             data = json.load(fh)
@@ -140,7 +139,7 @@ def _read_json(path: Path, src: Source) -> Iterator[Record]:
         yield Record(i, None if doc_id is None else str(doc_id), _field(obj, src.text_field, path, where))
 
 
-def _read_parquet(path: Path, src: Source) -> Iterator[Record]:
+def _read_parquet(path: Path, src: CorpusSource) -> Iterator[Record]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
@@ -167,7 +166,7 @@ def _read_parquet(path: Path, src: Source) -> Iterator[Record]:
         raise InputError(f"{path}: cannot read as parquet: {exc}") from exc
 
 
-def _read_txt(path: Path, src: Source) -> Iterator[Record]:
+def _read_txt(path: Path, src: CorpusSource) -> Iterator[Record]:
     with open_text(path, errors="surrogateescape") as fh:
         if src.txt_unit == "file":
             text = fh.read()
@@ -191,7 +190,7 @@ def _read_txt(path: Path, src: Source) -> Iterator[Record]:
             yield Record(number + 1, None, "\n".join(para))
 
 
-def _read_csv(path: Path, src: Source, delimiter: str) -> Iterator[Record]:
+def _read_csv(path: Path, src: CorpusSource, delimiter: str) -> Iterator[Record]:
     csv.field_size_limit(sys.maxsize)
     with open_text(path, errors="surrogateescape") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
@@ -203,7 +202,7 @@ def _read_csv(path: Path, src: Source, delimiter: str) -> Iterator[Record]:
             yield Record(i, row[src.id_field] if src.id_field else None, row[src.text_field])
 
 
-def read_records(path: Path, src: Source) -> Iterator[Record]:
+def read_records(path: Path, src: CorpusSource) -> Iterator[Record]:
     """Stream the records of one file of ``src``."""
     fmt = src.format_of(path)
     readers = {"jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet, "txt": _read_txt}
@@ -241,7 +240,7 @@ def classify(value: Any) -> tuple[str, str | None, str]:
     return value, None, ""
 
 
-def ingest_file(path: str | Path, source: Source, part: int, shard_docs: int,
+def ingest_file(path: str | Path, source: CorpusSource, part: int, shard_docs: int,
                 out_dir: str | Path, rejected_dir: str | Path) -> dict[str, Any]:
     """Ingest one file of ``source`` into shards ``{source}-{part}-{chunk}`` of ``shard_docs`` records.
 
@@ -274,11 +273,7 @@ def ingest_file(path: str | Path, source: Source, part: int, shard_docs: int,
         text, reason, detail = classify(rec.value)
         if rec.reason:
             reason, detail = rec.reason, rec.detail
-        current.add_input(text)
-        if reason:
-            current.reject(doc_id, text, source.name, reason, detail)
-        else:
-            current.keep(doc_id, text, source.name, chars_in=len(text))
+        current.add(doc_id, source.name, text, text, (reason, detail) if reason else None)
     flush()
     if n == 0:
         log.warning("%s: no documents (empty file)", path)

@@ -7,14 +7,15 @@ Hangul syllable into conjoining jamo, which breaks tokenizers, KenLM and dedupli
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import regex
 
-from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard
-from vocab_expansion.errors import ConfigError
-from vocab_expansion.logs import progress
+from vocab_expansion import config as configlib
+from vocab_expansion.corpus.filters import Document, Rejection, run_filters
+from vocab_expansion.corpus.shards import StepCounts
 
 # zero-width and formatting characters that carry no text (ZWJ U+200D is kept: emoji sequences need it)
 _INVISIBLE = "\u00ad\u180e\u200b\u200c\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\ufffe"
@@ -28,23 +29,18 @@ _BLANKS_RE = regex.compile(r"\n{3,}")
 
 @dataclass(frozen=True)
 class NormalizeConfig:
-    """Knobs of the normalization step (config: corpus.normalize)."""
+    """Knobs of the normalization step (config: corpus.normalize; defaults and ranges in the schema)."""
 
-    unicode_form: str = "NFC"
-    remove_invisible: bool = True
-    remove_control: bool = True
-    collapse_whitespace: bool = True
-    max_blank_lines: int = 1
-
-    def __post_init__(self) -> None:
-        if self.unicode_form not in ("NFC", "NFKC", "none"):
-            raise ConfigError(f"corpus.normalize.unicode_form must be NFC, NFKC or none, not "
-                              f"{self.unicode_form!r} (NFD/NFKD split Hangul syllables into jamo)")
+    unicode_form: str  # NFC | NFKC | none: the schema refuses NFD/NFKD
+    remove_invisible: bool
+    remove_control: bool
+    collapse_whitespace: bool
+    max_blank_lines: int
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> NormalizeConfig:
-        """From the config mapping corpus.normalize."""
-        return cls(**cfg)
+    def from_config(cls, values: Mapping[str, Any] | None) -> NormalizeConfig:
+        """From the config mapping corpus.normalize (validated; keys left out take the schema's defaults)."""
+        return cls(**configlib.section("corpus.normalize", values))
 
 
 def normalize_text(text: str, cfg: NormalizeConfig) -> str:
@@ -64,16 +60,19 @@ def normalize_text(text: str, cfg: NormalizeConfig) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Normalize:
+    """The normalization step as a filter: edits the text, and rejects what is left empty."""
+
+    cfg: NormalizeConfig
+
+    def filter(self, doc: Document) -> bool | Rejection:
+        """Normalize ``doc.text`` in place; ``empty_after_normalize`` when nothing is left."""
+        doc.text = normalize_text(doc.text, self.cfg)
+        return True if doc.text else Rejection("empty_after_normalize")
+
+
 def normalize_shard(in_path: str, kept_path: str, rejected_path: str, counts_path: str, shard: str,
-                    cfg: NormalizeConfig) -> None:
+                    cfg: NormalizeConfig) -> StepCounts:
     """Normalize every document of a shard; documents left empty are rejected as ``empty_after_normalize``."""
-    out = StepOutput("normalize", shard)
-    table = read_shard(in_path)
-    for doc_id, text, source in progress(iter_rows(table), "normalize", table.num_rows):
-        out.add_input(text)
-        norm = normalize_text(text, cfg)
-        if norm:
-            out.keep(doc_id, norm, source, chars_in=len(text))
-        else:
-            out.reject(doc_id, text, source, "empty_after_normalize")
-    out.write(kept_path, rejected_path, counts_path)
+    return run_filters("normalize", shard, [Normalize(cfg)], in_path, kept_path, rejected_path, counts_path)

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ import numpy as np
 import pyarrow as pa
 import regex
 
-from vocab_expansion.corpus.shards import StepOutput, iter_rows, read_shard, write_table
+from vocab_expansion import config as configlib
+from vocab_expansion.corpus.filters import Document, Rejection, run_filters
+from vocab_expansion.corpus.shards import StepCounts, read_shard, write_table
 from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.fileio import atomic_path, open_text, read_json, write_json
 from vocab_expansion.logs import progress
@@ -45,7 +47,6 @@ log = logging.getLogger(__name__)
 BIN_WIDTH = 0.01
 MAX_LOG_PPL = 40.0
 N_BINS = int(MAX_LOG_PPL / BIN_WIDTH)
-MAX_ORDER = 6  # the kenlm Python module is compiled with KENLM_MAX_ORDER=6
 
 _DIGIT_RE = regex.compile(r"\d")
 _SPACE_RE = regex.compile(r"\s+")
@@ -65,38 +66,26 @@ def scoring_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class KenLMConfig:
-    """Knobs of the KenLM filter (config: corpus.kenlm)."""
+    """Knobs of the KenLM filter (config: corpus.kenlm; defaults and ranges in the schema)."""
 
-    reference: tuple[str, ...] = ()
-    model: str | None = None
-    segmentation: str = "char"
-    sentencepiece_model: str | None = None
-    sentencepiece_vocab: int = 8000
-    order: int = 6
-    prune: tuple[int, ...] = ()
-    memory: str = "20%"
-    trim: float = 0.1
-    k_low: float = 2.5
-    k_high: float = 2.5
-
-    def __post_init__(self) -> None:
-        if self.segmentation not in ("char", "sentencepiece"):
-            raise ConfigError(f"corpus.kenlm.segmentation must be char or sentencepiece, not {self.segmentation!r}")
-        if not 2 <= self.order <= MAX_ORDER:
-            raise ConfigError(f"corpus.kenlm.order must be between 2 and {MAX_ORDER}, not {self.order}")
-        if not 0 <= self.trim < 0.5:
-            raise ConfigError(f"corpus.kenlm.trim must be in [0, 0.5), not {self.trim}")
+    reference: tuple[str, ...]
+    model: str | None
+    segmentation: str  # char | sentencepiece
+    sentencepiece_model: str | None
+    sentencepiece_vocab: int
+    order: int
+    prune: tuple[int, ...]
+    memory: str
+    trim: float
+    k_low: float
+    k_high: float
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> KenLMConfig:
-        """From the config mapping corpus.kenlm (which must name a reference text or a model)."""
-        cfg = dict(cfg)
-        ref = cfg.get("reference") or ()
-        cfg["reference"] = (ref,) if isinstance(ref, str) else tuple(ref)
-        cfg["prune"] = tuple(cfg.get("prune") or ())
-        if not cfg.get("model") and not cfg["reference"]:
-            raise ConfigError("corpus.kenlm: give either 'reference' (text to train on) or 'model' (.arpa/.binary)")
-        return cls(**cfg)
+    def from_config(cls, values: Mapping[str, Any] | None) -> KenLMConfig:
+        """From the config mapping corpus.kenlm, or the part of it a step needs (the rest takes the schema's
+        defaults: a rule passes only the keys its outputs depend on, so changing another reruns nothing)."""
+        cfg = configlib.section("corpus.kenlm", values)
+        return cls(**{**cfg, "reference": tuple(cfg["reference"]), "prune": tuple(cfg["prune"])})
 
 
 # --- segmentation ------------------------------------------------------------------------------
@@ -170,7 +159,8 @@ def train_kenlm(reference: Iterable[str | Path], binary_path: str | Path, cfg: K
                     n_lines += 1
                     n_tokens += units.count(" ") + 1
         if n_lines == 0:
-            raise InputError(f"corpus.kenlm.reference {list(map(str, reference))}: no text to train on")
+            raise InputError(f"corpus.kenlm.reference {list(map(str, reference))}: no text to train on "
+                             "(give reference text, or your own model as corpus.kenlm.model)")
         cmd = [kenlm_binary("lmplz"), "-o", str(cfg.order), "-S", cfg.memory, "-T", td, "--discount_fallback"]
         if cfg.prune:
             cmd += ["--prune", *map(str, cfg.prune)]
@@ -337,20 +327,28 @@ def plot_histogram(hist: Histogram, thr: dict[str, Any], path: str | Path) -> No
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class PerplexityRange:
+    """Keep documents whose log-perplexity (the scored shard's ``log_ppl`` column) lies within [low, high]."""
+
+    low: float
+    high: float
+
+    def filter(self, doc: Document) -> bool | Rejection:
+        """``ppl_unscored`` (nothing to score), ``ppl_high`` (noise) or ``ppl_low`` (repetition)."""
+        lp = doc.meta["log_ppl"]
+        if lp is None or math.isnan(lp):
+            return Rejection("ppl_unscored", "nothing to score")
+        if lp > self.high:
+            return Rejection("ppl_high", f"log_ppl {lp:.3f} > {self.high:.3f}")
+        if lp < self.low:
+            return Rejection("ppl_low", f"log_ppl {lp:.3f} < {self.low:.3f}")
+        return True
+
+
 def filter_shard(scored_path: str, thresholds_path: str, kept_path: str, rejected_path: str,
-                 counts_path: str, shard: str) -> None:
+                 counts_path: str, shard: str) -> StepCounts:
     """Keep documents whose log-perplexity lies within the fitted thresholds."""
     thr = read_json(thresholds_path)
-    table = read_shard(scored_path)
-    out = StepOutput("perplexity", shard)
-    for (doc_id, text, source), lp in zip(iter_rows(table), table.column("log_ppl").to_pylist(), strict=True):
-        out.add_input(text)
-        if lp is None or math.isnan(lp):
-            out.reject(doc_id, text, source, "ppl_unscored", "nothing to score")
-        elif lp > thr["high"]:
-            out.reject(doc_id, text, source, "ppl_high", f"log_ppl {lp:.3f} > {thr['high']:.3f}")
-        elif lp < thr["low"]:
-            out.reject(doc_id, text, source, "ppl_low", f"log_ppl {lp:.3f} < {thr['low']:.3f}")
-        else:
-            out.keep(doc_id, text, source, chars_in=len(text))
-    out.write(kept_path, rejected_path, counts_path)
+    return run_filters("perplexity", shard, [PerplexityRange(thr["low"], thr["high"])], scored_path, kept_path,
+                       rejected_path, counts_path, columns=["log_ppl"])

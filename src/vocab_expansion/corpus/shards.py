@@ -146,6 +146,15 @@ class StepOutput:
         r["docs"] += 1
         r["chars"] += len(text)
 
+    def add(self, doc_id: str, source: str, text_in: str, text_out: str, rejection: tuple[str, str] | None) -> None:
+        """Count a document entering the step as ``text_in``, then keep it as ``text_out`` (what edits left) or,
+        given ``rejection`` = (reason, detail), set it aside as ``text_in``."""
+        self.add_input(text_in)
+        if rejection is None:
+            self.keep(doc_id, text_out, source, chars_in=len(text_in))
+        else:
+            self.reject(doc_id, text_in, source, *rejection)
+
     def write(self, kept_path: str | Path | None, rejected_path: str | Path, counts_path: str | Path) -> StepCounts:
         """Reconcile the counts, then write kept parquet (unless None), rejected parquet and counts JSON."""
         self.counts.reconcile()
@@ -154,9 +163,3 @@ class StepOutput:
         write_table(pa.table(self._rejected, schema=REJECT_SCHEMA), rejected_path)
         write_json(counts_path, self.counts.to_dict())
         return self.counts
-
-
-def iter_rows(table: pa.Table, columns: Iterable[str] = ("id", "text", "source")) -> Iterable[tuple]:
-    """Iterate over rows of ``table`` as tuples of the named columns."""
-    cols = [table.column(c).to_pylist() for c in columns]
-    return zip(*cols, strict=True)

@@ -31,19 +31,16 @@ def run(a: argparse.Namespace) -> None:
     cfg = configlib.load(a.config)
     ev, out = cfg["eval"], Path(a.out_dir)
     if a.step == "tasks":
-        from vocab_expansion.eval.harness import TaskSpec, run_tasks
+        from vocab_expansion.eval.harness import HarnessConfig, run_tasks
 
-        tasks = [TaskSpec.from_config(n, t) for n, t in ev["tasks"].items() if t.get("enabled", True)]
-        run_tasks(a.model, tasks, {t.name: str(out / f"{t.name}.json") for t in tasks}, checkpoint=a.model,
-                  num_fewshot=ev["num_fewshot"], limit=ev["limit"], batch_size=ev["batch_size"], seed=cfg["seed"])
+        harness = HarnessConfig.from_config(ev, seed=cfg["seed"])
+        run_tasks(a.model, harness, {t.name: str(out / f"{t.name}.json") for t in harness.tasks}, checkpoint=a.model)
     else:
-        from vocab_expansion.eval.intrinsic import run_intrinsic
+        from vocab_expansion.eval.intrinsic import IntrinsicConfig, run_intrinsic
 
-        g = ev["generation"]
-        run_intrinsic(a.model, ev["texts"], g["prompts"], str(out / "intrinsic.json"), str(out / "generation.json"),
-                      str(out / "generation_samples.json"), checkpoint=a.model, max_lines=ev["max_lines"],
-                      max_length=ev["max_length"], max_new_tokens=g["max_new_tokens"],
-                      script=cfg["language"]["script"], repeats=g["repeats"], seed=cfg["seed"])
+        intrinsic = IntrinsicConfig.from_config(ev, script=cfg["language"]["script"], seed=cfg["seed"])
+        run_intrinsic(a.model, intrinsic, str(out / "intrinsic.json"), str(out / "generation.json"),
+                      str(out / "generation_samples.json"), checkpoint=a.model)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A name is ``base``, ``expanded`` (before any training), ``<variant>`` (its last stage),
 ``<variant>/stage<N>``, ``<variant>/all`` (every stage), ``sft/<name>`` (an SFT variant's final model) or
 ``sft/all``. Names resolve to canonical ids (a shared stage is named by the variant that owns it, so
-``eeve_qlora/stage3`` is ``eeve/stage3``); ids are the folders under ``results/eval/``.
+``eeve_qlora/stage3`` is ``eeve/stage3``); ids are the folders under :data:`paths.EVAL`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from vocab_expansion import paths
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.training.sft import SftVariant
 from vocab_expansion.training.variants import Variants
@@ -55,7 +56,7 @@ def _expand(name: str, variants: Variants, sft: dict[str, SftVariant]) -> list[s
 
 def sft_phase_dir(name: str, k: int) -> str:
     """The folder of run ``k`` (1-based) of SFT variant ``name``."""
-    return f"results/models/sft/{name}/phase{k}"
+    return paths.fill(paths.SFT_PHASE, sft=name, k=k)
 
 
 def model_dir(cid: str, sft: dict[str, SftVariant], base: str) -> str:
@@ -63,8 +64,8 @@ def model_dir(cid: str, sft: dict[str, SftVariant], base: str) -> str:
     if cid == "base":
         return base
     if cid == "expanded":
-        return "results/models/expanded"
+        return paths.EXPANDED
     head, _, tail = cid.partition("/")
     if head == "sft":
         return sft_phase_dir(tail, len(sft[tail].groups()))
-    return f"results/models/{cid}"
+    return paths.model_dir(cid)

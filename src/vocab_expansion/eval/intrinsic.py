@@ -14,17 +14,44 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import regex
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import InputError
 from vocab_expansion.eval.bpb import text_nll
 from vocab_expansion.fileio import open_text, write_json
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
+from vocab_expansion.tokenizer.scripts import script_class
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntrinsicConfig:
+    """Knobs of the intrinsic metrics: eval.texts, eval.max_lines, eval.max_length, eval.generation,
+    language.script and the seed. Build it with :meth:`from_config`."""
+
+    texts: Mapping[str, str]  # language -> held-out text file
+    max_lines: int | None
+    max_length: int
+    prompts: str | None  # a file of one prompt a line; None: no generation figures
+    max_new_tokens: int
+    repeats: int
+    script: str
+    seed: int
+
+    @classmethod
+    def from_config(cls, eval_section: Mapping[str, Any] | None, *, script: str, seed: int) -> IntrinsicConfig:
+        """From the eval section, or the part of it with these keys (defaults filled from the schema),
+        language.script and the seed."""
+        ev = configlib.section("eval", eval_section)
+        g = ev["generation"]
+        return cls(texts=ev["texts"], max_lines=ev["max_lines"], max_length=ev["max_length"], prompts=g["prompts"],
+                   max_new_tokens=g["max_new_tokens"], repeats=g["repeats"], script=script, seed=seed)
 
 
 def read_lines(path: str | Path, limit: int | None = None) -> list[str]:
@@ -67,7 +94,7 @@ def language_metrics(model: Any, tok: Any, texts: Mapping[str, Sequence[str]], m
 
 
 def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_tokens: int, script: str,
-                     repeats: int = 1) -> tuple[dict[str, Any], list[dict[str, str]]]:
+                     repeats: int) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Greedy generation from each prompt: speed figures and the generated texts.
 
     ``script`` is a Unicode script name (``Hangul``) or a regex character class; a "target character" is
@@ -75,7 +102,7 @@ def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_token
     """
     import torch
 
-    pattern = regex.compile(script if script.startswith("[") else rf"\p{{{script}}}")
+    pattern = regex.compile(script_class(script))
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     samples: list[dict[str, str]] = []
@@ -111,24 +138,25 @@ def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_token
     return speed, samples
 
 
-def run_intrinsic(model_dir: str, texts: Mapping[str, str], prompts: str | None, out_metrics: str, out_speed: str,
-                  out_samples: str, *, checkpoint: str = "", max_lines: int | None = None, max_length: int = 1024,
-                  max_new_tokens: int = 32, script: str = "Hangul", repeats: int = 1, seed: int = 0) -> dict:
-    """Score ``model_dir`` on the held-out ``texts`` (language -> file) and time generation from ``prompts``
-    (a file of one prompt a line; None: no generation figures)."""
+def run_intrinsic(model_dir: str, cfg: IntrinsicConfig, out_metrics: str, out_speed: str, out_samples: str, *,
+                  checkpoint: str = "") -> dict[str, Any]:
+    """Score ``model_dir`` on the held-out ``cfg.texts`` (language -> file) and time generation from
+    ``cfg.prompts``; ``checkpoint`` labels the records."""
     import torch
 
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     model, tok = load_model(model_dir)
+    max_length = cfg.max_length
     window = min(max_length, int(getattr(model.config, "max_position_embeddings", max_length) or max_length))
-    lines = {lang: read_lines(path, max_lines) for lang, path in texts.items()}
+    lines = {lang: read_lines(path, cfg.max_lines) for lang, path in cfg.texts.items()}
     metrics = {"checkpoint": checkpoint, "vocab": len(tok), "window": window,
                "languages": language_metrics(model, tok, lines, window)}
     write_json(out_metrics, metrics)
     speed: dict[str, Any] = {}
     samples: list[dict[str, str]] = []
-    if prompts:
-        speed, samples = generation_speed(model, tok, read_lines(prompts), max_new_tokens, script, repeats)
+    if cfg.prompts:
+        speed, samples = generation_speed(model, tok, read_lines(cfg.prompts), cfg.max_new_tokens, cfg.script,
+                                          cfg.repeats)
         log.info("%s: %.1f target characters/s, %s tokens per target character", checkpoint,
                  speed["target_chars_per_second"], speed["tokens_per_target_char"])
     write_json(out_speed, {"checkpoint": checkpoint, **speed})

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import InputError
 from vocab_expansion.fileio import jsonl_texts
 
@@ -22,13 +25,41 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 
 
+@dataclass(frozen=True)
+class DemoBaseConfig:
+    """Knobs of the demo base (config: demo_base) and the seed. Build it with :meth:`from_config`."""
+
+    text: str  # English jsonl the tokenizer and the model are trained on
+    text_field: str
+    vocab_size: int
+    hidden_size: int
+    layers: int
+    heads: int
+    intermediate_size: int
+    seq_len: int
+    batch_size: int
+    steps: int
+    lr: float
+    seed: int
+
+    @classmethod
+    def from_config(cls, demo_base: Mapping[str, Any] | None, *, seed: int) -> DemoBaseConfig:
+        """From the demo_base section (defaults filled from the schema) and the seed."""
+        return cls(**configlib.section("demo_base", demo_base), seed=seed)
+
+
+def build_demo_base(out_dir: str | Path, cfg: DemoBaseConfig) -> dict[str, float]:
+    """The whole demo base in ``out_dir``: its tokenizer, then the model trained with it, both on ``cfg.text``."""
+    train_demo_tokenizer(out_dir, cfg)
+    return build_demo_model(out_dir, out_dir, cfg)
+
+
 def _texts(path: str | Path, text_field: str) -> Iterator[str]:
     return (text for _, text in jsonl_texts(path, text_field))
 
 
-def train_demo_tokenizer(text_path: str | Path, out_dir: str | Path, vocab_size: int = 8000,
-                         text_field: str = "text") -> None:
-    """Train the demo tokenizer on a jsonl text file and save it as a Hugging Face folder."""
+def train_demo_tokenizer(out_dir: str | Path, cfg: DemoBaseConfig) -> None:
+    """Train the demo tokenizer (``cfg.vocab_size`` tokens) on ``cfg.text``; save it as a Hugging Face folder."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -39,9 +70,9 @@ def train_demo_tokenizer(text_path: str | Path, out_dir: str | Path, vocab_size:
     ])
     tok.decoder = decoders.ByteLevel()
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=2, show_progress=False,
                                   special_tokens=[BOS, EOS, PAD], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_texts(text_path, text_field), trainer=trainer)
+    tok.train_from_iterator(_texts(cfg.text, cfg.text_field), trainer=trainer)
     bos = tok.token_to_id(BOS)
     tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
                                                        special_tokens=[(BOS, bos)])
@@ -51,11 +82,8 @@ def train_demo_tokenizer(text_path: str | Path, out_dir: str | Path, vocab_size:
     log.info("demo tokenizer: %d tokens -> %s", len(hf), out_dir)
 
 
-def build_demo_model(tokenizer_dir: str | Path, text_path: str | Path, out_dir: str | Path, *, text_field: str = "text",
-                     hidden_size: int = 128, layers: int = 4, heads: int = 4, intermediate_size: int = 384,
-                     seq_len: int = 128, batch_size: int = 16, steps: int = 300, lr: float = 3e-3,
-                     seed: int = 0) -> dict[str, float]:
-    """A small ``LlamaForCausalLM`` (untied embeddings) pretrained for ``steps`` CPU steps on the English text.
+def build_demo_model(tokenizer_dir: str | Path, out_dir: str | Path, cfg: DemoBaseConfig) -> dict[str, float]:
+    """A small ``LlamaForCausalLM`` (untied embeddings) pretrained for ``cfg.steps`` CPU steps on ``cfg.text``.
 
     The tokenizer in ``tokenizer_dir`` is saved next to the model, so ``out_dir`` is a complete Hugging
     Face checkpoint. Returns the first and last training losses.
@@ -63,27 +91,28 @@ def build_demo_model(tokenizer_dir: str | Path, text_path: str | Path, out_dir: 
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     ids: list[int] = []
-    for text in _texts(text_path, text_field):
+    for text in _texts(cfg.text, cfg.text_field):
         ids.extend(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
-    n_seq = len(ids) // seq_len
-    if n_seq < batch_size:
-        raise InputError(f"{text_path}: too little text for the demo model ({len(ids)} tokens)")
-    data = torch.tensor(ids[: n_seq * seq_len]).view(n_seq, seq_len)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=intermediate_size,
-                         max_position_embeddings=seq_len * 8, tie_word_embeddings=False,
+    n_seq = len(ids) // cfg.seq_len
+    if n_seq < cfg.batch_size:
+        raise InputError(f"{cfg.text}: too little text for the demo model ({len(ids)} tokens)")
+    data = torch.tensor(ids[: n_seq * cfg.seq_len]).view(n_seq, cfg.seq_len)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.layers,
+                         num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                         intermediate_size=cfg.intermediate_size,
+                         max_position_embeddings=cfg.seq_len * 8, tie_word_embeddings=False,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     model = LlamaForCausalLM(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
     losses = []
-    for step in range(steps):
-        batch = data[torch.randint(0, n_seq, (batch_size,), generator=gen)]
+    for step in range(cfg.steps):
+        batch = data[torch.randint(0, n_seq, (cfg.batch_size,), generator=gen)]
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -91,8 +120,8 @@ def build_demo_model(tokenizer_dir: str | Path, text_path: str | Path, out_dir: 
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss))
-        if step % 50 == 0 or step == steps - 1:
-            log.info("demo model step %d/%d loss %.3f", step + 1, steps, losses[-1])
+        if step % 50 == 0 or step == cfg.steps - 1:
+            log.info("demo model step %d/%d loss %.3f", step + 1, cfg.steps, losses[-1])
     model.eval()
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)

@@ -29,9 +29,10 @@ def _save(fig: Any, out: str) -> None:
     _pyplot().close(fig)
 
 
-def bpb_tradeoff(results: str | Path, checkpoints: Sequence[str], chains: Mapping[str, Sequence[str]], out: str,
-                 target: str = "ko", other: str = "en") -> None:
-    """Target-language against English bits per byte per checkpoint; each variant's chain joined by a line."""
+def bpb_tradeoff(results: str | Path, checkpoints: Sequence[str], chains: Mapping[str, Sequence[str]], out: str, *,
+                 target: str, other: str = "en") -> None:
+    """Target-language (language.code) against English bits per byte per checkpoint, read from
+    ``<results>/<checkpoint>/intrinsic.json``; each variant's chain joined by a line."""
     plt = _pyplot()
     points = {}
     for cid in checkpoints:

@@ -1,23 +1,46 @@
 """Paper tables from results files, as Markdown, CSV and LaTeX.
 
 A table template (``report/tables/<name>.yaml``) names rows (checkpoints, with labels) and columns
-(grouped; a column reads a task's score from ``results/eval/<checkpoint>/<task>.json``, or a value
-``<file>:<dotted.path>`` from another results file; ``average: true`` is the mean of the row's task
-columns). The workflow resolves the names (``rows: all``, ``columns: all_tasks``, disabled tasks) and
-this module reads the files and renders them. A missing value is an empty cell, never a zero.
+(grouped; a column reads a task's score from ``<eval>/<checkpoint>/<task>.json``, or a value
+``<file>:<dotted.path>`` from another results file of the checkpoint; ``average: true`` is the mean of
+the row's task columns). The workflow resolves the names (``rows: all``, ``columns: all_tasks``,
+disabled tasks) and this module reads the files and renders them. A missing value is an empty cell,
+never a zero. ``<eval>`` is the folder of the per-checkpoint result folders (:data:`paths.EVAL` in the
+workflow); a rule's script finds it from its declared input files with :func:`eval_root`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
 from typing import Any
 
 import pandas as pd
 
 from vocab_expansion.errors import InputError
 from vocab_expansion.fileio import atomic_path, read_json
+
+
+def eval_root(files: Iterable[str | Path], checkpoints: Iterable[str]) -> Path:
+    """The folder of the per-checkpoint result folders, from result files ``<root>/<checkpoint id>/<name>``.
+
+    A rule declares the result files it reads, not their folder, so the script derives it. Ids hold
+    slashes (``eeve/stage3``), so one file may fit two ids (``.../sft/base/x.json``: ``base`` or
+    ``sft/base``); the root is the one folder every file fits. No files: nothing is read (``.``).
+    """
+    ids = [PurePath(c).parts for c in checkpoints]
+    common: set[tuple[str, ...]] | None = None
+    for f in files:
+        parent = Path(f).parent.parts
+        fits = {parent[:len(parent) - len(i)] for i in ids if parent[len(parent) - len(i):] == i}
+        common = fits if common is None else common & fits
+    if common is None:
+        return Path()
+    if len(common) != 1:
+        raise InputError(f"the result files are not all <folder>/<checkpoint>/<file> for one folder "
+                         f"(folders that fit: {sorted(str(Path(*r)) for r in common) or 'none'})")
+    return Path(*common.pop())
 
 
 def _lookup(obj: Any, path: str) -> Any:

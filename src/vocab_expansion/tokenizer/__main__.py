@@ -2,9 +2,10 @@
 
 Knobs come from the workflow config (``--config``, validated like the workflow's), so a step run by
 hand does what its Snakemake rule does. ``--base`` defaults to the config's base_model (with 'demo'
-meaning results/models/base). With ``tokenizer.select.count_on: corpus``, select and merge count on
-the filtered shards (``--shards``, by default results/corpus/filtered/*.parquet) with ``--workers``
-processes (default tokenizer.resources.cpus); the sample argument is then unused.
+meaning the demo base the workflow builds, :data:`paths.DEMO_BASE`). With ``tokenizer.select.count_on:
+corpus``, select and merge count on the filtered shards (``--shards``, by default every parquet shard in
+:data:`paths.FILTERED_DIR`) with ``--workers`` processes (default tokenizer.resources.cpus); the sample
+argument is then unused.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import sys
 from pathlib import Path
 
 from vocab_expansion import config as configlib
+from vocab_expansion import paths
 from vocab_expansion.errors import InputError, exit_status
-from vocab_expansion.tokenizer import configs, steps
+from vocab_expansion.tokenizer import steps
+from vocab_expansion.tokenizer.curate import CurationConfig
+from vocab_expansion.tokenizer.merge import MergeConfig
+from vocab_expansion.tokenizer.select import SelectConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _counting_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shards", nargs="+", default=None,
-                   help="filtered shards to count on (count_on: corpus); default results/corpus/filtered/*.parquet")
+                   help=f"filtered shards to count on (count_on: corpus); default {paths.FILTERED_DIR}/*.parquet")
     p.add_argument("--workers", type=int, default=None,
                    help="processes counting the shards; default tokenizer.resources.cpus")
 
@@ -60,27 +65,28 @@ def _shards(a: argparse.Namespace, count_on: str) -> list[str] | None:
     """The shards to count on under ``count_on: corpus`` (None: count on the sample)."""
     if count_on != "corpus":
         return None
-    shards = a.shards or sorted(str(p) for p in Path("results/corpus/filtered").glob("*.parquet"))
+    shards = a.shards or sorted(str(p) for p in Path(paths.FILTERED_DIR).glob("*.parquet"))
     if not shards:
         raise InputError("tokenizer.select.count_on is corpus, but no --shards were given and "
-                         "results/corpus/filtered/ holds no parquet shards")
+                         f"{paths.FILTERED_DIR}/ holds no parquet shards")
     return shards
 
 
 def run(a: argparse.Namespace) -> None:
     """Dispatch one parsed command."""
     cfg = configlib.load(a.config)
-    base = a.base or ("results/models/base" if cfg["base_model"] == "demo" else cfg["base_model"])
+    base = a.base or (paths.DEMO_BASE if cfg["base_model"] == "demo" else cfg["base_model"])
     tok = cfg["tokenizer"]
     if a.step == "intermediate":
         steps.run_intermediate(base, a.sample, a.out_dir, tok["intermediate_vocab"], cfg["seed"])
     elif a.step == "select":
-        sel = configs.select(tok["select"], cfg["language"]["script"], tok["merge"]["priority"])
+        sel = SelectConfig.from_config(tok["select"], script=cfg["language"]["script"],
+                                       priority=tok["merge"]["priority"])
         steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json,
                          shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "merge":
-        steps.run_merge(base, a.candidates_tsv, configs.curation(tok["curation"]), tok["merge"]["priority"],
-                        tok["merge"]["pad_to_multiple_of"], a.sample, a.out_dir, a.new_tokens_tsv, a.info_json,
+        steps.run_merge(base, a.candidates_tsv, CurationConfig.from_config(tok["curation"]),
+                        MergeConfig.from_config(tok["merge"]), a.sample, a.out_dir, a.new_tokens_tsv, a.info_json,
                         shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "report":
         steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], cfg["language"]["code"],

@@ -11,12 +11,14 @@ proper noun (NNP) of two or more characters, e.g. '▁다우니' or '▁서울�
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import regex
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.tokenizer.select import Decision
 
@@ -46,14 +48,23 @@ def read_token_list(path: str | Path | None) -> list[str]:
 
 @dataclass(frozen=True)
 class CurationConfig:
-    """Knobs of the curation (config: tokenizer.curation)."""
+    """Knobs of the curation: tokenizer.curation, with the deny and allow files read into token surfaces.
+    Build it with :meth:`from_config`."""
 
-    deny: tuple[str, ...] = ()
-    allow: tuple[str, ...] = ()
-    regex: tuple[str, ...] = ()
-    drop_proper_nouns: bool = False
+    deny: tuple[str, ...]
+    allow: tuple[str, ...]
+    regex: tuple[str, ...]
+    drop_proper_nouns: bool
+    # not a config key: the filter's fixed rule (proper nouns of two or more characters, see above)
     proper_noun_min_chars: int = 2
     compiled: list[regex.Pattern] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def from_config(cls, curation: Mapping[str, Any] | None) -> CurationConfig:
+        """From the tokenizer.curation section (defaults filled from the schema); reads the deny and allow files."""
+        cur = configlib.section("tokenizer.curation", curation)
+        return cls(deny=tuple(read_token_list(cur["deny"])), allow=tuple(read_token_list(cur["allow"])),
+                   regex=tuple(cur["regex"]), drop_proper_nouns=cur["drop_proper_nouns"])
 
     def __post_init__(self) -> None:
         for pattern in self.regex:

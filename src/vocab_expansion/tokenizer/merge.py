@@ -29,13 +29,14 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vocab_expansion import config as configlib
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.bpe import bytelevel_bpe, sentencepiece_bpe
 
@@ -44,6 +45,20 @@ log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja")
 SP_SCORE_STEP = 128.0  # float32-safe spacing between appended scores (base scores reach -1e9)
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """Knobs of the merge (config: tokenizer.merge). Build it with :meth:`from_config`."""
+
+    priority: str  # below | above every base piece
+    pad_to_multiple_of: int | None  # embedding rows are padded to a multiple of this (reported here)
+
+    @classmethod
+    def from_config(cls, merge: Mapping[str, Any] | None) -> MergeConfig:
+        """From the tokenizer.merge section (defaults filled from the schema)."""
+        m = configlib.section("tokenizer.merge", merge)
+        return cls(priority=m["priority"], pad_to_multiple_of=m["pad_to_multiple_of"])
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """EEVE's selection of new tokens: frequency threshold and single-syllable top-up to a fixed point.
 
 1. Candidates: tokens of the intermediate tokenizer whose surface is target-script text (by default
-   ``^ ?\\p{Script=Hangul}+$``: letters of the language's script, optionally after one space) and that
-   no base token already spells.
+   letters of ``language.script``, optionally after one space: ``^ ?\\p{Script=Hangul}+$`` for Korean)
+   and that no base token already spells.
 2. Each iteration merges the current set into the base (reachably, see :mod:`merge`), encodes the
    texts counted on with it (the tokenizer sample, or every filtered corpus shard: :mod:`counts`),
    and counts how often each new token is emitted.
@@ -19,37 +19,44 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import regex
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.counts import Counting, TextSource
 from vocab_expansion.tokenizer.merge import MergePlan, plan_merge
+from vocab_expansion.tokenizer.scripts import script_pattern, single_character_pattern
 
 log = logging.getLogger(__name__)
 
 
-def script_pattern(script: str) -> str:
-    """Default pattern of a target token's surface: letters of ``script``, optionally after one space."""
-    cls = script if script.startswith("[") else rf"\p{{Script={script}}}"
-    return rf"^ ?{cls}+$"
-
-
 @dataclass(frozen=True)
 class SelectConfig:
-    """Knobs of the selection (config: tokenizer.select)."""
+    """Knobs of the selection: tokenizer.select, with the patterns language.script implies filled in, and
+    tokenizer.merge.priority (each iteration merges as the final merge will). Build it with :meth:`from_config`."""
 
     pattern: str
-    syllable_pattern: str | None = "^[가-힣]$"
-    min_count: int | None = None
-    min_per_million: float | None = 25.0
-    max_iterations: int = 10
-    priority: str = "below"
+    syllable_pattern: str | None  # None: no single-character top-up
+    min_count: int | None
+    min_per_million: float | None
+    max_iterations: int
+    priority: str
+
+    @classmethod
+    def from_config(cls, select: Mapping[str, Any] | None, *, script: str, priority: str) -> SelectConfig:
+        """From the tokenizer.select section (defaults filled from the schema), language.script and
+        tokenizer.merge.priority. An absolute ``min_count`` replaces the per-million rate."""
+        sel = configlib.section("tokenizer.select", select)
+        syllables = (sel["syllable_pattern"] or single_character_pattern(script)) if sel["syllable_topup"] else None
+        return cls(pattern=sel["pattern"] or script_pattern(script), syllable_pattern=syllables,
+                   min_count=sel["min_count"], min_per_million=None if sel["min_count"] else sel["min_per_million"],
+                   max_iterations=sel["max_iterations"], priority=priority)
 
     def __post_init__(self) -> None:
         if (self.min_count is None) == (self.min_per_million is None):

@@ -14,7 +14,7 @@ from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.counts import Corpus, Counting, Sample, TextSource
 from vocab_expansion.tokenizer.curate import CurationConfig, curate, display
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, sample_lines, train_intermediate
-from vocab_expansion.tokenizer.merge import encode_ids, load_merged, plan_merge, save_merged
+from vocab_expansion.tokenizer.merge import MergeConfig, encode_ids, load_merged, plan_merge, save_merged
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
 from vocab_expansion.tokenizer.select import SelectConfig, merge_order, select_tokens
 from vocab_expansion.tokenizer.tables import read_decisions, write_decisions
@@ -60,14 +60,15 @@ def run_select(base: str, intermediate_dir: str, sample: str | None, cfg: Select
                           "kept": len(sel.kept()), "candidates": len(sel.decisions)})
 
 
-def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, priority: str, pad_to_multiple_of: int | None,
-              sample: str | None, out_dir: str, new_tokens_tsv: str, info_json: str, *,
+def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, merge: MergeConfig, sample: str | None,
+              out_dir: str, new_tokens_tsv: str, info_json: str, *,
               shards: Sequence[str] | None = None, workers: int = 1) -> dict[str, Any]:
     """Curate, merge into the base, count every new token on the sample or (``shards``) on the filtered corpus
     (what the selection counted on), write the folder and tables."""
     b = BaseTokenizer.load(base)
     decisions = curate(read_decisions(candidates_tsv), curation, b.surfaces())
     kept = merge_order([d.surface for d in decisions if d.decision == "kept"])
+    priority, pad_to_multiple_of = merge.priority, merge.pad_to_multiple_of
     plan = plan_merge(b, kept, priority)
     with Counting(text_source(sample, shards, workers)) as counting:
         emitted, _ = counting.emitted(b, plan)

@@ -1,8 +1,9 @@
 """Command line for the training stage: ``python -m vocab_expansion.training STEP ...``.
 
 ``tokenize``, ``pack``, ``stage``, ``sft-data`` and ``sft`` take their knobs from the workflow config
-(``--config``), like the rules; ``stage`` with ``--spec``/``--settings`` JSON files is what a multi-process
-launch runs in each process; ``plan`` prints the memory plan of every stage (:mod:`vocab_expansion.training.plan`).
+(``--config``), like the rules; ``stage`` with ``--spec``/``--settings`` JSON files (``to_dict`` of a stage spec
+and of run settings) is what a multi-process launch runs in each process; ``plan`` prints the memory plan of
+every stage (:mod:`vocab_expansion.training.plan`).
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(a: argparse.Namespace) -> None:
     """Dispatch one parsed command."""
     from vocab_expansion.training.pack import PackConfig
+    from vocab_expansion.training.run_config import RunConfig
     from vocab_expansion.training.stages import StageSpec
     from vocab_expansion.training.steps import run_pack, run_tokenize
-    from vocab_expansion.training.trainer import RunConfig, train_stage
+    from vocab_expansion.training.trainer import train_stage
     from vocab_expansion.training.variants import Variants
 
     if a.step in ("sft-data", "sft"):
@@ -74,10 +76,11 @@ def run(a: argparse.Namespace) -> None:
         run_tokenize(a.source, a.model_dir, a.prefix, configlib.load(a.config)["seed"], a.threads, a.text_field)
     elif a.step == "pack":
         cfg = configlib.load(a.config)
-        data = {k: v for k, v in cfg["training"]["data"].items() if k not in ("english", "english_field")}
-        run_pack(a.prefixes, a.model_dir, a.out_dir, PackConfig(**data, seed=cfg["seed"]), a.english)
+        run_pack(a.prefixes, a.model_dir, a.out_dir, PackConfig.from_config(cfg["training"]["data"], cfg["seed"]),
+                 a.english)
     elif a.step == "plan":
-        from vocab_expansion.training.plan import load_config, report_markdown, run_plan, write_plan
+        from vocab_expansion.training.plan.report import report_markdown, write_plan
+        from vocab_expansion.training.plan.workflow import load_config, run_plan
 
         reports = run_plan(load_config(a.config, a.configfile), a.model_config, a.new_tokens, a.gpus, a.gpu_mem_gb)
         print(report_markdown(reports, a.summary), end="")
@@ -85,8 +88,8 @@ def run(a: argparse.Namespace) -> None:
             write_plan(a.out, reports)
     elif a.spec:
         spec = StageSpec.from_dict(json.loads(Path(a.spec).read_text()))
-        settings = (RunConfig(**json.loads(Path(a.settings).read_text())) if a.settings
-                    else RunConfig(checkpoint_dir=a.checkpoint_dir))
+        settings = (RunConfig.from_dict(json.loads(Path(a.settings).read_text())) if a.settings
+                    else RunConfig.from_config(None, configlib.subschema("seed")["default"], a.checkpoint_dir))
         train_stage(a.model_dir, a.data_dir, a.out_dir, spec, settings)
     else:
         cfg = configlib.load(a.config)
@@ -99,8 +102,8 @@ def run(a: argparse.Namespace) -> None:
 
 
 def _sft(a: argparse.Namespace) -> None:
+    from vocab_expansion.training.run_config import RunConfig
     from vocab_expansion.training.sft import run_sft_data, run_sft_phase
-    from vocab_expansion.training.trainer import RunConfig
 
     cfg = configlib.load(a.config)
     sft = cfg["sft"]

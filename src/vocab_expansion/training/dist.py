@@ -12,9 +12,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
-    def mesh(self):
+    def mesh(self) -> DeviceMesh:
         """A one-dimensional device mesh over every process (what FSDP2 shards over)."""
         from torch.distributed.device_mesh import init_device_mesh
 

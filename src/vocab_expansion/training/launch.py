@@ -14,13 +14,13 @@ import logging
 import os
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vocab_expansion.fileio import write_json
+from vocab_expansion.training.run_config import RunConfig
 from vocab_expansion.training.stages import StageSpec
-from vocab_expansion.training.trainer import RunConfig, train_stage
+from vocab_expansion.training.trainer import train_stage
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ def run_stage(model_dir: str, data_dir: str, out_dir: str, spec: StageSpec, run:
         return train_stage(model_dir, data_dir, out_dir, spec, run)
     job_dir = Path(run.checkpoint_dir or out_dir + ".launch")
     job_dir.mkdir(parents=True, exist_ok=True)
-    write_json(job_dir / "spec.json", spec.as_dict())
-    write_json(job_dir / "run.json", asdict(run))
+    write_json(job_dir / "spec.json", spec.to_dict())  # each process reads them back with from_dict
+    write_json(job_dir / "run.json", run.to_dict())
     prefix = launch_command(processes, nodes, os.environ.get("SLURM_JOB_ID", "0"))
     cmd = [*prefix, "-m", "vocab_expansion.training", "stage",
            model_dir, data_dir, out_dir, "--spec", str(job_dir / "spec.json"), "--settings", str(job_dir / "run.json")]

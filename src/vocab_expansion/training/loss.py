@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional
 from torch.utils.checkpoint import checkpoint
 
-from vocab_expansion.training.data import IGNORE
+from vocab_expansion.training.train_data import IGNORE
 
 
 def _chunk_loss(head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, softcap: float | None) -> torch.Tensor:

@@ -10,7 +10,7 @@
 * Documents are shuffled with the seed; each starts with the tokenizer's BOS id (when it has one that is not
   its EOS) and ends with EOS; they are joined and cut into ``seq_len`` tokens (the last partial sequence is
   dropped). The trainer restarts position ids at every document start and keeps attention inside each
-  document (:mod:`vocab_expansion.training.data`), so packing changes no document's logits.
+  document (:mod:`vocab_expansion.training.packed_data`), so packing changes no document's logits.
 
 At corpus scale nothing here holds token ids: each shard's ids sit in its token files (:mod:`tokens`), the
 decisions above are array operations on the per-document tables (:func:`plan_index`), and the folder holds
@@ -25,34 +25,42 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vocab_expansion.errors import ConfigError, InputError
+from vocab_expansion import config as configlib
+from vocab_expansion.errors import InputError
 from vocab_expansion.fileio import atomic_path, write_json
 from vocab_expansion.training.tokens import TokenReader, TokenWriter, split_key
+from vocab_expansion.training.train_data import INFO
+
+KIND = "packed"  # the kind a packed folder records in its info.json (train_data.data_kind)
 
 
 @dataclass(frozen=True)
 class PackConfig:
-    """Knobs of the packing (config: training.data)."""
+    """Knobs of the packing (config: training.data; their defaults and ranges are the schema's)."""
 
-    seq_len: int = 512
-    val_fraction: float = 0.02
-    oversample: int = 0
-    dense_share: float = 0.5
-    english_replay: float = 0.0
-    seed: int = 0
+    seq_len: int
+    val_fraction: float
+    oversample: int
+    dense_share: float
+    english_replay: float
+    seed: int
 
-    def __post_init__(self) -> None:
-        if self.seq_len < 2:
-            raise ConfigError("training.data.seq_len must be at least 2")
-        if not 0 <= self.val_fraction < 1 or not 0 <= self.english_replay < 1:
-            raise ConfigError("training.data.val_fraction and english_replay must be in [0, 1)")
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any] | None, seed: int) -> PackConfig:
+        """The packing knobs of a ``training.data`` block (validated, defaults filled) and the run's seed.
+
+        The replay text's path and field (``english``, ``english_field``) are the tokenize job's: here the replay
+        arrives as token files.
+        """
+        data = configlib.section("training.data", data)
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name != "seed"}, seed=seed)
 
 
 def is_validation(doc_id: str, fraction: float, seed: int) -> bool:
@@ -306,7 +314,7 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
     new_train -= int(np.count_nonzero(tail.stream(rows * cfg.seq_len, tail.total) >= first_new_id))
     val_rows = PackedRows(readers, _starts_of(lengths, val), lengths[val], np.arange(len(val)), val_ends,
                           cfg.seq_len, eos_id, bos_id)
-    info = {**(meta or {}), **info, "kind": "packed", "seq_len": cfg.seq_len, "first_new_id": first_new_id,
+    info = {**(meta or {}), **info, "kind": KIND, "seq_len": cfg.seq_len, "first_new_id": first_new_id,
             "eos_id": eos_id, "doc_start": {"bos": bos_id} if bos_id is not None else {"after_eos": eos_id},
             "train_sequences": rows, "val_sequences": len(val_rows),
             "new_token_share_train": new_train / (rows * cfg.seq_len) if rows else 0.0}
@@ -318,7 +326,7 @@ def write_packed(out_dir: str | Path, target: Sequence[str], english: Sequence[s
             val_bytes[lo:lo + len(part)] = [len(t.encode("utf-8")) for t in decode([r[1:].tolist() for r in part])]
         _save(out / "val_bytes.npy", val_bytes)
         info["val_bytes"] = int(val_bytes.sum())
-    write_json(out / "info.json", info)
+    write_json(out / INFO, info)
     return info
 
 
@@ -326,10 +334,10 @@ def open_split(data_dir: str | Path, split: str, mmap: bool = True) -> PackedRow
     """The ``split`` (train | val) rows of a packed data folder, memory-mapped (the trainer reads rows again
     and again), or with ``mmap=False`` read slice by slice (one pass, resident memory flat in corpus size)."""
     d = Path(data_dir)
-    for name in ("info.json", "sources.json", "docs.npy", f"{split}_docs.npy", f"{split}_ends.npy"):
+    for name in (INFO, "sources.json", "docs.npy", f"{split}_docs.npy", f"{split}_ends.npy"):
         if not (d / name).exists():
             raise InputError(f"{d / name}: missing; the pack step writes it")
-    info = json.loads((d / "info.json").read_text(encoding="utf-8"))
+    info = json.loads((d / INFO).read_text(encoding="utf-8"))
     sources = json.loads((d / "sources.json").read_text(encoding="utf-8"))
     files = [s for group in ("target", "english") for s in sources[group]]
     tokens = [np.load(d / s["tokens"], mmap_mode="r") if mmap else TokenReader(d / s["tokens"]) for s in files]

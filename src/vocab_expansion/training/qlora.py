@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from vocab_expansion.errors import ConfigError, InputError
-from vocab_expansion.training.rows import RowSplit, merge_split_keys, split_source
-from vocab_expansion.training.stages import QLORA_MERGES, LoraSpec
+from vocab_expansion.training.embedding_rows import EmbeddingRowSplit, embedding_row_source, merge_embedding_rows
+
+if TYPE_CHECKING:
+    from vocab_expansion.training.stages import LoraSpec
+    from vocab_expansion.training.weights import SafetensorsReader
 
 log = logging.getLogger(__name__)
 
 STORAGE = {"uint8": torch.uint8, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+MERGES = ("dequantized", "original")  # what merged_state_dict merges the adapters onto (a stage's qlora_merge)
 
 
 def load_quantized(model_dir: str | Path, device: torch.device | str = "cpu", precision: str = "fp32",
@@ -134,13 +139,14 @@ class _Original:
     def __init__(self, model_dir: str | Path) -> None:
         self.dir = model_dir
 
-    def open(self):
+    def open(self) -> SafetensorsReader:
         """A fresh reader (:class:`~vocab_expansion.training.weights.SafetensorsReader`); drop it when done."""
         from vocab_expansion.training.weights import SafetensorsReader
 
         return SafetensorsReader(self.dir)
 
-    def get(self, name: str, like: torch.Tensor, rows: slice | None = None, reader=None) -> torch.Tensor:
+    def get(self, name: str, like: torch.Tensor, rows: slice | None = None, reader: SafetensorsReader | None = None
+            ) -> torch.Tensor:
         """Checkpoint tensor ``name`` (rows ``rows``), checked against the shape of the model's ``like``."""
         start = rows.start if rows is not None else 0
         stop = start + (like.shape[0] if like.ndim else 0)
@@ -176,6 +182,7 @@ class _Dequantizer:
         self.absmax = qs.absmax
 
     def rows(self, r0: int, r1: int) -> torch.Tensor:
+        """Rows ``[r0, r1)`` of the weight, dequantized to float32."""
         if self.whole is not None:
             return self.whole[r0:r1]
         from bitsandbytes.functional import QuantState
@@ -248,7 +255,7 @@ def _under(path: str, done: set[str]) -> bool:
 
 
 @torch.no_grad()
-def merged_state_dict(peft_model: nn.Module, model_dir: str | Path, split: RowSplit, onto: str = "dequantized",
+def merged_state_dict(peft_model: nn.Module, model_dir: str | Path, split: EmbeddingRowSplit, onto: str = "dequantized",
                       dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """The trained QLoRA model as a plain state dict with the checkpoint's names, on CPU, floats in ``dtype``.
 
@@ -263,19 +270,19 @@ def merged_state_dict(peft_model: nn.Module, model_dir: str | Path, split: RowSp
     import bitsandbytes as bnb
     from peft.tuners.lora import LoraLayer
 
-    if onto not in QLORA_MERGES:
-        raise ConfigError(f"qlora_merge must be one of {', '.join(QLORA_MERGES)}, not {onto!r}")
+    if onto not in MERGES:
+        raise ConfigError(f"qlora_merge must be one of {', '.join(MERGES)}, not {onto!r}")
     hf = peft_model.get_base_model() if hasattr(peft_model, "get_base_model") else peft_model
     original = _Original(model_dir) if onto == "original" else None
 
-    # row-split matrices: their parts as they are (merge_split_keys concatenates them into a new tensor)
+    # row-split matrices: their parts as they are (merge_embedding_rows concatenates them into a new tensor)
     parts: dict[str, torch.Tensor] = {}
     for name, p in hf.named_parameters():
-        src = split_source(name, split)
+        src = embedding_row_source(name, split)
         if src is not None:
             frozen = original is not None and not p.requires_grad
             parts[name] = original.get(src[0], p, src[1]) if frozen else p.detach().to("cpu")
-    out = merge_split_keys(parts, split, dtype)
+    out = merge_embedding_rows(parts, split, dtype)
     del parts
 
     done: set[str] = set()  # module paths whose tensors are written
@@ -308,7 +315,7 @@ def merged_state_dict(peft_model: nn.Module, model_dir: str | Path, split: RowSp
                     yield f"{mod_name}.{key}" if mod_name else key, b, False
 
     for name, t, trained in rest():
-        if name in out or split_source(name, split) is not None or _under(name.rpartition(".")[0], done):
+        if name in out or embedding_row_source(name, split) is not None or _under(name.rpartition(".")[0], done):
             continue
         if original is not None and not trained:  # a fresh tensor read from the file
             out[name] = original.get(name, t).to(dtype if t.is_floating_point() else t.dtype)

@@ -6,7 +6,7 @@ own training run, in order: phase ``k`` starts from phase ``k-1``'s weights. Wit
 (the all-at-once baseline) the same phases' examples, each repeated by its epochs, are pooled into one
 folder and one run, so both variants see the same examples the same number of times and only the
 order differs. A phase trains ``ceil(epochs * train examples / batch_size)`` optimizer steps; its
-other knobs come from ``sft.train`` (the keys of a training stage).
+other knobs come from ``sft.train`` (the keys of a training stage, over the schema's defaults of those keys).
 """
 
 from __future__ import annotations
@@ -22,20 +22,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xxhash
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.fileio import read_json, write_json
+from vocab_expansion.training.methods import check_stage
 from vocab_expansion.training.sft_data import (
+    InstructionSource,
     Phase,
-    Source,
     build_instruction_data,
     ensure_chat_template,
     load_source,
     select_phase,
 )
 from vocab_expansion.training.stages import StageSpec
+from vocab_expansion.training.train_data import INFO
 
-if TYPE_CHECKING:  # the trainer imports torch: not needed to read the config (the Snakefile does)
-    from vocab_expansion.training.trainer import RunConfig
+if TYPE_CHECKING:
+    from vocab_expansion.training.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +51,9 @@ class SftVariant:
 
     name: str
     start: str
+    """The checkpoint it starts from (its ``from``, else ``sft.from``)."""
     phases: tuple[str, ...]
-    together: bool = False
+    together: bool
 
     def groups(self) -> list[tuple[str, ...]]:
         """The phases of each training run, in order (one run of all of them when ``together``)."""
@@ -57,20 +61,16 @@ class SftVariant:
 
 
 def sft_variants(sft: Mapping[str, Any]) -> dict[str, SftVariant]:
-    """The variants of config ``sft`` (errors name the key)."""
+    """The variants of config ``sft`` (validated, defaults filled; errors name the key)."""
+    sft = configlib.section("sft", sft)
     out = {}
-    for name, v in (sft.get("variants") or {}).items():
-        phases = tuple(v.get("phases") or ())
-        missing = [p for p in phases if p not in (sft.get("phases") or {})]
-        if not phases or missing:
+    for name, v in sft["variants"].items():
+        phases = tuple(v["phases"])
+        missing = [p for p in phases if p not in sft["phases"]]
+        if missing:
             raise ConfigError(f"sft.variants.{name}.phases: empty or unknown phases {missing}")
-        out[name] = SftVariant(name, v.get("from") or sft["from"], phases, bool(v.get("together", False)))
+        out[name] = SftVariant(name, v.get("from") or sft["from"], phases, bool(v["together"]))
     return out
-
-
-def _phase(name: str, cfg: Mapping[str, Any]) -> Phase:
-    return Phase(name=name, sources=tuple(cfg.get("sources") or ()), mix=cfg.get("mix"),
-                 examples=cfg.get("examples"), epochs=float(cfg.get("epochs", 1)))
 
 
 def _repeat(records: list[dict], epochs: float, seed: int, name: str) -> list[dict]:
@@ -98,21 +98,17 @@ def run_sft_data(model_dir: str, out_dir: str, phases: Sequence[str], sources: M
         raise ConfigError(f"sft.phases: unknown sources {unknown} (sft.sources has {', '.join(sources)})")
     records, rejected_in = [], {}
     for name in sorted(wanted):
-        cfg = sources[name]
-        recs, rejected = load_source(Source(name=name, path=cfg["path"], lang=cfg["lang"],
-                                            fields=dict(cfg.get("fields") or {}),
-                                            min_output_chars=int(cfg.get("min_output_chars", 0)),
-                                            max_examples=cfg.get("max_examples")))
+        recs, rejected = load_source(InstructionSource.from_config(name, sources[name]))
         records += recs
         rejected_in[name] = rejected
     selected, per_phase = [], {}
-    for p in phases:
-        phase = _phase(p, phase_cfg[p])
+    chosen_phases = [Phase.from_config(p, phase_cfg[p]) for p in phases]
+    for phase in chosen_phases:
         info: dict[str, Any] = {}
         chosen = select_phase(records, phase, seed, info)
-        per_phase[p] = {**info, "examples": len(chosen), "epochs": phase.epochs}
-        selected += _repeat(chosen, phase.epochs, seed, p) if len(phases) > 1 else chosen
-    epochs = 1.0 if len(phases) > 1 else _phase(phases[0], phase_cfg[phases[0]]).epochs
+        per_phase[phase.name] = {**info, "examples": len(chosen), "epochs": phase.epochs}
+        selected += _repeat(chosen, phase.epochs, seed, phase.name) if len(phases) > 1 else chosen
+    epochs = 1.0 if len(phases) > 1 else chosen_phases[0].epochs
     data, info = build_instruction_data(selected, tok, seq_len, val_fraction, seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,10 +121,17 @@ def run_sft_data(model_dir: str, out_dir: str, phases: Sequence[str], sources: M
     return info
 
 
+def sft_stage(name: str, train: Mapping[str, Any]) -> StageSpec:
+    """The stage spec of an SFT run before its data gives its steps (``max_steps`` 1): ``sft.train`` (validated)
+    over the schema's defaults of the stage keys, checked by its method."""
+    train = configlib.section("sft.train", train)
+    return check_stage(StageSpec.from_layers(name, {**train, "max_steps": 1}))
+
+
 def phase_spec(name: str, train: Mapping[str, Any], data_dir: str) -> StageSpec:
     """The stage spec of an SFT run: ``sft.train`` with the steps that its data and epochs give."""
-    info = read_json(Path(data_dir) / "info.json")
-    spec = StageSpec.from_config(name, {"train": ["all"], **train, "max_steps": 1})
+    info = read_json(Path(data_dir) / INFO)
+    spec = sft_stage(name, train)
     steps = max(1, math.ceil(info["epochs"] * info["train_examples"] / spec.batch_size))
     return replace(spec, max_steps=steps)
 
@@ -142,4 +145,4 @@ def run_sft_phase(model_dir: str, data_dir: str, out_dir: str, name: str, train:
     log.info("%s: %d steps", run.label or name, spec.max_steps)
     run_stage(model_dir, data_dir, out_dir, spec, run, processes=processes, log_path=log_path)
     shutil.copyfile(Path(data_dir) / TEMPLATE_FILE, Path(out_dir) / TEMPLATE_FILE)
-    write_json(Path(out_dir) / "sft.json", {"data": read_json(Path(data_dir) / "info.json"), "spec": spec.as_dict()})
+    write_json(Path(out_dir) / "sft.json", {"data": read_json(Path(data_dir) / INFO), "spec": spec.to_dict()})

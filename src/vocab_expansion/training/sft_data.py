@@ -18,18 +18,21 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import fields as fields_of
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import xxhash
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.fileio import atomic_path, data_suffix, open_binary, open_text, write_json
 from vocab_expansion.logs import progress
-from vocab_expansion.training.data import IGNORE
 from vocab_expansion.training.pack import is_validation
+from vocab_expansion.training.train_data import IGNORE, INFO
 
 ROLES = ("instruction", "input", "output", "id")
 DEFAULT_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
@@ -100,19 +103,33 @@ def read_instructions(path: str | Path, fields: dict | None = None) -> tuple[lis
     return records, dict(rejected)
 
 
+def sft_entry(kind: str, name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Entry ``name`` of the map ``sft.<kind>`` (sources, phases, variants) validated, defaults filled (the
+    schema's; a ConfigError names the key)."""
+    return configlib.section("sft", {kind: {name: dict(entry)}})[kind][name]
+
+
 @dataclass(frozen=True)
-class Source:
+class InstructionSource:
     """One instruction file (config: sft.sources.<name>)."""
 
     name: str
     path: str
     lang: str
-    fields: dict = field(default_factory=dict)
-    min_output_chars: int = 0
-    max_examples: int | None = None
+    fields: dict[str, str]
+    """role (instruction, input, output, id) -> field name; a role left out is read from the field of its name."""
+    min_output_chars: int
+    max_examples: int | None
+
+    @classmethod
+    def from_config(cls, name: str, entry: Mapping[str, Any]) -> InstructionSource:
+        """Source ``name`` from its ``sft.sources`` entry."""
+        entry = sft_entry("sources", name, entry)
+        return cls(name=name, path=entry["path"], lang=entry["lang"], fields=dict(entry.get("fields") or {}),
+                   min_output_chars=int(entry["min_output_chars"]), max_examples=entry["max_examples"])
 
 
-def load_source(source: Source) -> tuple[list[dict], dict[str, int]]:
+def load_source(source: InstructionSource) -> tuple[list[dict], dict[str, int]]:
     """Records of a source tagged with ``lang`` and ``source``; short outputs rejected; the first ``max_examples``."""
     records, rejected = read_instructions(source.path, source.fields)
     kept = [r for r in records if len(r["output"].strip()) >= source.min_output_chars]
@@ -133,9 +150,16 @@ class Phase:
 
     name: str
     sources: tuple[str, ...]
-    mix: dict[str, float] | None = None
-    examples: int | None = None
-    epochs: float = 1.0
+    mix: dict[str, float] | None
+    examples: int | None
+    epochs: float
+
+    @classmethod
+    def from_config(cls, name: str, entry: Mapping[str, Any]) -> Phase:
+        """Phase ``name`` from its ``sft.phases`` entry."""
+        entry = sft_entry("phases", name, entry)
+        return cls(name=name, sources=tuple(entry.get("sources") or ()), mix=entry.get("mix"),
+                   examples=entry.get("examples"), epochs=float(entry["epochs"]))
 
     def __post_init__(self) -> None:
         if self.mix is not None and (any(s < 0 for s in self.mix.values()) or
@@ -211,7 +235,9 @@ def encode_example(tokenizer: Any, record: dict, seq_len: int) -> tuple[list[int
 
 @dataclass(frozen=True)
 class InstructionData:
-    """Padded SFT rows with their lengths and prompt lengths (the :class:`~.data.TrainData` of instructions)."""
+    """Padded SFT rows with their lengths and prompt lengths (the :class:`~.train_data.TrainData` of instructions)."""
+
+    kind: ClassVar[str] = "instructions"
 
     train_ids: np.ndarray
     train_lengths: np.ndarray
@@ -262,10 +288,10 @@ class InstructionData:
     def save(self, data_dir: str | Path, info: dict) -> None:
         """Write the arrays atomically, then ``info.json`` (kind: instructions)."""
         d = Path(data_dir)
-        for name, arr in zip(ARRAYS, (getattr(self, f) for f in self.__dataclass_fields__), strict=True):
+        for name, arr in zip(ARRAYS, (getattr(self, f.name) for f in fields_of(self)), strict=True):
             with atomic_path(d / f"{name}.npy") as tmp, open(tmp, "wb") as fh:
                 np.save(fh, arr)
-        write_json(d / "info.json", {**info, "kind": "instructions"})
+        write_json(d / INFO, {**info, "kind": self.kind})
 
 
 def _rows(examples: list[tuple[list[int], int]], seq_len: int, pad: int) -> tuple[np.ndarray, ...]:

@@ -1,11 +1,12 @@
-"""Build the model a stage trains, with exactly the stage's groups trainable, in the precision the run asks.
+"""The model a stage trains, with exactly the stage's groups trainable, in the precision the stage asks.
 
-:func:`build_stage_model` makes the stage's model on the ``meta`` device from the checkpoint's config alone
-(no weights, no memory): the architecture, a LLaMA-Pro expansion, the row split of new-token rows
-(:mod:`vocab_expansion.training.rows`), ``requires_grad`` per parameter and each parameter's storage
-dtype. :mod:`vocab_expansion.training.weights` then fills it from the checkpoint (each process reading only
-its shard under FSDP), and the memory plan (:mod:`vocab_expansion.training.plan`) counts the very same
-tensors. QLoRA stages load through bitsandbytes instead (:func:`load_qlora_model`).
+The stage's method (:mod:`vocab_expansion.training.methods`) makes the model: on the ``meta`` device from the
+checkpoint's config alone (no weights, no memory; :func:`meta_model`, then a method's own change such as a
+LLaMA-Pro expansion), or, for QLoRA, loaded through bitsandbytes. :func:`make_stage_model` then gives every
+method the same ending: the row split of new-token embedding rows (:mod:`vocab_expansion.training.embedding_rows`),
+``requires_grad`` per parameter and each parameter's storage dtype. :mod:`vocab_expansion.training.weights` fills
+a meta model from the checkpoint (each process reading only its shard under FSDP), and the memory plan
+(:mod:`vocab_expansion.training.plan`) counts the very same tensors.
 
 Precision (``precision``):
 
@@ -18,18 +19,20 @@ Precision (``precision``):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.training.embedding_rows import EmbeddingRowSplit, embedding_row_source, split_embedding_rows
 from vocab_expansion.training.lineage import read_lineage
-from vocab_expansion.training.llama_pro import decoder_layers, expand_blocks, layout, output_projections
-from vocab_expansion.training.rows import RowSplit, split_rows, split_source
-from vocab_expansion.training.stages import StageSpec
+from vocab_expansion.training.llama_pro import decoder_layers, output_projections
+
+if TYPE_CHECKING:
+    from vocab_expansion.training.stages import StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,11 @@ class StageModel:
     spec: StageSpec
     model_dir: str
     lineage: dict[str, Any]
-    split: RowSplit = field(default_factory=lambda: RowSplit(None, None))
-    precision: str = "fp32"
-    block_sources: list[tuple[int, bool]] | None = None  # LLaMA-Pro: (source block, is an inserted copy) per block
+    embedding_split: EmbeddingRowSplit
+    """The new-token embedding rows split off as their own parameters (None, None: none)."""
+    precision: str
+    block_sources: list[tuple[int, bool]] | None
+    """LLaMA-Pro: (source block, is an inserted copy) per block; None: the checkpoint's blocks as they are."""
 
     @property
     def hf(self) -> nn.Module:
@@ -66,18 +71,18 @@ class StageModel:
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
     def source(self, name: str) -> tuple[str, slice | None, bool]:
-        """Where parameter ``name`` comes from in the input checkpoint: (tensor name, rows, zero it)."""
-        rows = None
-        src = split_source(name, self.split)
+        """Where parameter ``name`` comes from in the input checkpoint: (tensor name, its rows, zero it)."""
+        part = None
+        src = embedding_row_source(name, self.embedding_split)
         if src is not None:
-            name, rows = src
+            name, part = src
         zero = False
         if self.block_sources is not None and name.startswith("model.layers."):
             idx, _, rest = name[len("model.layers."):].partition(".")
             source, is_copy = self.block_sources[int(idx)]
             zero = is_copy and any(rest.startswith(p + ".") for p in output_projections(self.hf.config.model_type))
             name = f"model.layers.{source}.{rest}"
-        return name, rows, zero
+        return name, part, zero
 
 
 def hf_model(model: nn.Module) -> nn.Module:
@@ -90,8 +95,8 @@ def _param_ids(module: nn.Module | None) -> set[int]:
     return {id(p) for p in module.parameters()} if module is not None else set()
 
 
-def set_trainable(model: nn.Module, spec: StageSpec, lineage: dict[str, Any]) -> RowSplit:
-    """Freeze ``model`` except the stage's groups; returns the row split made for new-token rows.
+def set_trainable(model: nn.Module, spec: StageSpec, lineage: dict[str, Any]) -> EmbeddingRowSplit:
+    """Freeze ``model`` except the stage's groups; returns the split made for new-token embedding rows.
 
     For a PEFT model, the LoRA parameters PEFT made trainable stay trainable.
     """
@@ -127,8 +132,8 @@ def set_trainable(model: nn.Module, spec: StageSpec, lineage: dict[str, Any]) ->
     if tied and (want_emb or want_head):
         log.info("tied embeddings: the new rows of the shared matrix train for both input and output")
     if not (want_emb or want_head):
-        return RowSplit(None, None)
-    return split_rows(hf, int(lineage["old_vocab"]), embedding=want_emb, head=want_head)
+        return EmbeddingRowSplit(None, None)
+    return split_embedding_rows(hf, int(lineage["old_vocab"]), embedding=want_emb, head=want_head)
 
 
 @torch.no_grad()
@@ -140,71 +145,45 @@ def store_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
             p.data = p.data.to(dtype)
 
 
-def _checked(sm: StageModel, n_all: int) -> StageModel:
-    n_train = sum(p.numel() for _, p in sm.trainable())
-    if n_train == 0:
-        raise ConfigError(f"training.stages.{sm.spec.name}: nothing to train in {sm.model_dir}")
-    log.info("stage %s (%s, %s): %d of %d parameters trainable (%.3f%%)", sm.spec.name, sm.spec.method,
-             sm.precision, n_train, n_all, 100 * n_train / n_all)
-    return sm
-
-
-def build_stage_model(config: Any, lineage: dict[str, Any], spec: StageSpec, precision: str = "fp32",
-                      attn_implementation: str = "sdpa", model_dir: str = "") -> StageModel:
-    """The stage's model on the meta device (no weights) from a transformers config and the checkpoint's lineage.
-
-    ``lineage`` is :func:`~vocab_expansion.training.lineage.read_lineage` of the input checkpoint (old vocabulary
-    size, inserted blocks). The result has the stage's architecture, row split, trainable flags and storage
-    dtypes; nothing is allocated.
-    """
+def meta_model(config: Any, spec: StageSpec) -> nn.Module:
+    """The architecture of a transformers ``config`` on the meta device (parameters without storage)."""
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    if spec.method == "qlora":
-        raise ConfigError(f"training.stages.{spec.name}: a qlora stage loads through bitsandbytes (load_qlora_model)")
-    lineage = {**lineage, "new_blocks": list(lineage.get("new_blocks") or [])}
     with init_empty_weights(include_buffers=False):  # parameters on meta; buffers (rotary tables) computed for real
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation=attn_implementation)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32,
+                                                 attn_implementation=spec.attn_implementation)
     model.tie_weights()  # from_config leaves tied embeddings untied on the meta device
-    model.config.use_cache = False
-    sources = None
-    if spec.method == "llama_pro":
-        if lineage["new_blocks"]:
-            raise ConfigError(f"training.stages.{spec.name}: the model already has inserted blocks "
-                              f"{lineage['new_blocks']}; expand once and train them with 'new_blocks'")
-        sources = layout(len(decoder_layers(model)), spec.llama_pro_interval)
-        lineage["new_blocks"] = expand_blocks(model, spec.llama_pro_interval)
+    return model
+
+
+def make_stage_model(model: nn.Module, spec: StageSpec, lineage: dict[str, Any], model_dir: str,
+                     block_sources: list[tuple[int, bool]] | None = None) -> StageModel:
+    """The stage model of a built ``model`` (meta or loaded; its architecture final): gradient checkpointing as the
+    stage asks, exactly its groups trainable (new-token rows split off), frozen weights in its precision.
+
+    A stage with nothing to train is a ConfigError naming it.
+    """
+    hf = hf_model(model)
+    hf.config.use_cache = False
     if spec.gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     n_all = sum(p.numel() for p in model.parameters())  # before a row split hides the old rows
     split = set_trainable(model, spec, lineage)
-    store_frozen_in(model, dtype_of(precision))
-    return _checked(StageModel(model, spec, model_dir, lineage, split, precision, sources), n_all)
+    store_frozen_in(model, dtype_of(spec.precision))
+    sm = StageModel(model, spec, model_dir, lineage, split, spec.precision, block_sources)
+    n_train = sum(p.numel() for _, p in sm.trainable())
+    if n_train == 0:
+        raise ConfigError(f"training.stages.{spec.name}: nothing to train in {model_dir}")
+    log.info("stage %s (%s, %s): %d of %d parameters trainable (%.3f%%)", spec.name, spec.method, spec.precision,
+             n_train, n_all, 100 * n_train / n_all)
+    return sm
 
 
-def build_from_checkpoint(model_dir: str | Path, spec: StageSpec, precision: str = "fp32",
-                          attn_implementation: str = "sdpa") -> StageModel:
-    """:func:`build_stage_model` for the checkpoint folder ``model_dir`` (its ``config.json`` and lineage)."""
+def checkpoint_config(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The transformers config and the lineage (:func:`~vocab_expansion.training.lineage.read_lineage`) of a
+    checkpoint folder: what a stage model is built from, without its weights."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_dir)
-    lineage = read_lineage(model_dir, config.vocab_size)
-    return build_stage_model(config, lineage, spec, precision, attn_implementation, str(model_dir))
-
-
-def load_qlora_model(model_dir: str | Path, spec: StageSpec, device: torch.device, precision: str = "fp32",
-                     attn_implementation: str = "sdpa") -> StageModel:
-    """A qlora stage's model: the checkpoint's linear layers in 4-bit NF4 (bitsandbytes) with LoRA adapters."""
-    from vocab_expansion.training.qlora import add_lora, load_quantized
-
-    model = add_lora(load_quantized(model_dir, device, precision=precision, quant_storage=spec.quant_storage,
-                                    attn_implementation=attn_implementation), spec.lora)
-    hf = hf_model(model)
-    lineage = read_lineage(model_dir, hf.get_input_embeddings().weight.shape[0])
-    if spec.gradient_checkpointing:
-        hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    hf.config.use_cache = False
-    n_all = sum(p.numel() for p in model.parameters())
-    split = set_trainable(model, spec, lineage)
-    store_frozen_in(model, dtype_of(precision))
-    return _checked(StageModel(model, spec, str(model_dir), lineage, split, precision), n_all)
+    return config, read_lineage(model_dir, config.vocab_size)

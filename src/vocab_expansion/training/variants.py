@@ -1,8 +1,8 @@
 """Variants: named chains of stages. Stages two variants share are trained once.
 
 A variant lists stage names (config ``training.variants.<name>.stages``) and whether it starts from the
-expanded model (``expand: true``) or the base (a CPT-only baseline). Stage ``N`` of a variant lives in
-``results/models/<owner>/stage<N>``, where the owner is the first variant (in config order) whose chain
+expanded model (``expand: true``) or the base (a CPT-only baseline). Stage ``N`` of a variant lives in the stage
+folder of its owner (:data:`vocab_expansion.paths.STAGE`), the first variant (in config order) whose chain
 starts the same way up to ``N``: ``eeve_qlora`` reuses ``eeve``'s stages 1–5 and trains only its own 6 and 7.
 """
 
@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vocab_expansion import cluster
+from vocab_expansion import cluster, paths
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.training.methods import check_stage
 from vocab_expansion.training.stages import StageSpec
 
 
@@ -28,22 +30,22 @@ class Variants:
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any]) -> Variants:
-        """Read ``training.variants``, ``training.stages`` and ``training.defaults`` (errors name the key)."""
-        defaults = training.get("defaults") or {}
-        entries = {name: dict(stage or {}) for name, stage in (training.get("stages") or {}).items()}
-        resources = {name: cluster.merge(training.get("resources") or {}, stage.pop("resources", None),
+        """Read ``training.variants``, ``training.stages`` and ``training.defaults``, validated against the schema
+        (its defaults filled; errors name the key), each stage checked by its method."""
+        training = configlib.section("training", training)
+        entries = {name: dict(stage) for name, stage in training["stages"].items()}
+        resources = {name: cluster.merge(training["resources"], stage.pop("resources", None),
                                          f"training.stages.{name}.resources") for name, stage in entries.items()}
-        specs = {name: StageSpec.from_config(name, stage, defaults) for name, stage in entries.items()}
+        specs = {name: check_stage(StageSpec.from_layers(name, stage, training["defaults"]))
+                 for name, stage in entries.items()}
         chains, expand = {}, {}
-        for name, variant in (training.get("variants") or {}).items():
-            stages = tuple(variant.get("stages") or ())
-            if not stages:
-                raise ConfigError(f"training.variants.{name}.stages: empty")
+        for name, variant in training["variants"].items():
+            stages = tuple(variant["stages"])
             missing = [s for s in stages if s not in specs]
             if missing:
                 raise ConfigError(f"training.variants.{name}.stages: no stage named {missing} in training.stages")
             chains[name] = stages
-            expand[name] = bool(variant.get("expand", True))
+            expand[name] = bool(variant["expand"])
             if not expand[name] and any({"embed_new", "head_new"} & specs[s].trains for s in stages):
                 raise ConfigError(f"training.variants.{name}: without expansion there are no new rows to train")
         return cls(chains, expand, specs, resources)
@@ -59,7 +61,7 @@ class Variants:
 
     def stage_dir(self, variant: str, n: int) -> str:
         """The folder of stage ``n`` of ``variant`` (its owner's)."""
-        return f"results/models/{self.owner(variant, n)}/stage{n}"
+        return paths.fill(paths.STAGE, variant=self.owner(variant, n), n=n)
 
     def spec(self, variant: str, n: int) -> StageSpec:
         """The spec of stage ``n`` of ``variant``."""

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from vocab_expansion.errors import InputError
-from vocab_expansion.training.rows import merge_split_keys
+from vocab_expansion.training.embedding_rows import merge_embedding_rows
 from vocab_expansion.training.trainable import StageModel
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,14 @@ def fill_from_checkpoint(sm: StageModel, module: nn.Module, device: torch.device
     reader = SafetensorsReader(sm.model_dir)
     prefix = _prefix(module, sm.model)
     for name, p in module.named_parameters():
-        src, rows, zero = sm.source(name[len(prefix):])
+        src, part, zero = sm.source(name[len(prefix):])
         local = p.to_local() if isinstance(p, DTensor) else p
         if zero:
             local.zero_()
             continue
         start, stop = _local_rows(p)
         if stop > start or p.ndim == 0:
-            offset = rows.start if rows is not None else 0
+            offset = part.start if part is not None else 0
             local.copy_(reader.rows(src, offset + start, offset + stop).to(local.dtype))
 
 
@@ -149,10 +149,18 @@ def gather_full_state(module: nn.Module, rank: int, dtype: torch.dtype | None = 
 
 def hf_state(sm: StageModel, state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> dict[str, Any]:
     """A gathered state dict of the stage model with the checkpoint's names (row splits merged, tied keys once)."""
-    state = merge_split_keys(state, sm.split, dtype)
+    state = merge_embedding_rows(state, sm.embedding_split, dtype)
     if getattr(sm.hf.config, "tie_word_embeddings", False):
         state.pop("lm_head.weight", None)
     return state
+
+
+def gathered_model_state(sm: StageModel, module: nn.Module, rank: int, dtype: torch.dtype | None = None
+                         ) -> dict[str, Any]:
+    """The checkpoint state dict of ``sm.model`` inside ``module`` (the loss module, maybe sharded): gathered on
+    rank 0 (every process calls it) with the checkpoint's names (:func:`hf_state`); {} elsewhere."""
+    prefix = _prefix(module, sm.model)
+    return hf_state(sm, {k[len(prefix):]: v for k, v in gather_full_state(module, rank).items()}, dtype)
 
 
 def save_checkpoint(state: dict[str, torch.Tensor], config: Any, out: str | Path, dtype: torch.dtype,

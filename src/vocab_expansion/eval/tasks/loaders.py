@@ -5,7 +5,8 @@ run's metadata, where :func:`vocab_expansion.eval.harness.run_tasks` puts ``data
 the file or folder the config gives). Every reader returns the splits it found (``test`` and, for
 few-shot examples, ``validation``), each a ``datasets.Dataset`` with the fields of the task's hub
 dataset, so the prompts are those of lm-eval's own tasks. Files may be compressed (.gz/.bz2/.xz).
-Rows are reformatted in memory only (KMMLU is CC BY-ND: its files are read as they are).
+Rows are reformatted in memory only (KMMLU is CC BY-ND: its files are read as they are). A new task
+whose jsonl rows already hold the fields its YAML reads uses :func:`jsonl` and needs no reader here.
 """
 
 from __future__ import annotations
@@ -165,3 +166,20 @@ def kmmlu(data_paths: dict[str, str] | None = None, **_: Any) -> dict[str, Any]:
     if dev:
         out["validation"] = datasets.Dataset.from_list(dev)
     return _with_fewshot(out)
+
+
+def jsonl(data_paths: dict[str, str] | None = None, task: str = "", **_: Any) -> dict[str, Any]:
+    """Any task whose rows are JSON lines already in the fields its YAML reads (no reader of its own needed).
+
+    The data are a folder with ``test.jsonl`` (and ``dev.jsonl`` for few-shot examples), or one jsonl
+    file, the test split. lm-eval does not tell a reader which task called it, so the task YAML names
+    itself: ``dataset_kwargs: {task: <task>_local}``.
+    """
+    import datasets
+
+    if not task:
+        raise InputError("loaders.jsonl: the task YAML must name its task (dataset_kwargs: {task: <task>_local})")
+    path = _path(data_paths, task)
+    if path.is_file():
+        return _with_fewshot({"test": datasets.Dataset.from_list(_jsonl(path))})
+    return _splits(path, task, _jsonl)

@@ -1,6 +1,7 @@
-"""Row-level training: train the rows of the new tokens only, with gradients and optimizer state for them alone.
+"""Embedding-row training: train the embedding and lm_head rows of the new tokens only, with gradients and
+optimizer state for them alone.
 
-:func:`split_rows` swaps the input embedding and/or the lm_head for modules that hold the matrix as two
+:func:`split_embedding_rows` swaps the input embedding and/or the lm_head for modules that hold the matrix as two
 parameters: ``old`` (rows ``[0, n_old)``, ``requires_grad=False``, so no optimizer ever sees it) and
 ``new_rows`` (the new tokens' rows, trainable). No frozen value can move, weight decay included, and a stage
 that trains new rows only pays for those rows in gradients and optimizer state. Both are registered
@@ -8,7 +9,7 @@ parameters, so FSDP shards them, dtype casts and mixed-precision policies reach 
 can be stored in bf16 while the new rows keep fp32 master weights. (Buffers would do for the frozen rows,
 but FSDP2 neither shards nor casts buffers: every GPU would hold the whole frozen matrix.)
 
-:func:`merge_split_keys` turns a state dict of a split model back into the original names
+:func:`merge_embedding_rows` turns a state dict of a split model back into the original names
 (``<module>.weight`` = old rows then new rows), which is what a checkpoint saves; the module tree itself is
 never restored, so the same code serves a sharded model whose full state dict was gathered.
 
@@ -34,7 +35,7 @@ def _frozen(t: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(t, requires_grad=False)
 
 
-class _Rows(nn.Module):
+class _EmbeddingRows(nn.Module):
     """The old (frozen) and new (trainable) rows of one matrix, and of its bias vector if it has one."""
 
     def __init__(self, weight: torch.Tensor, n_old: int, bias: torch.Tensor | None = None) -> None:
@@ -46,7 +47,7 @@ class _Rows(nn.Module):
         self.new_bias = nn.Parameter(bias.detach()[n_old:].clone()) if bias is not None else None
 
     @property
-    def rows(self) -> int:
+    def n_rows(self) -> int:
         """All rows, old and new."""
         return self.n_old + self.new_rows.shape[0]
 
@@ -54,11 +55,11 @@ class _Rows(nn.Module):
 class SplitEmbedding(nn.Module):
     """An input embedding whose rows from ``n_old`` on are a separate trainable parameter."""
 
-    def __init__(self, original: nn.Embedding, rows: _Rows) -> None:
+    def __init__(self, original: nn.Embedding, matrix: _EmbeddingRows) -> None:
         super().__init__()
         self.padding_idx = original.padding_idx
-        self.old, self.new_rows = rows.old, rows.new_rows
-        self.n_old = rows.n_old
+        self.old, self.new_rows = matrix.old, matrix.new_rows
+        self.n_old = matrix.n_old
 
     @property
     def weight(self) -> torch.Tensor:
@@ -71,6 +72,7 @@ class SplitEmbedding(nn.Module):
         return self.n_old + self.new_rows.shape[0]
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """The embeddings of ``ids``: old rows for old ids, new rows for new ones."""
         n_old = self.n_old
         old = functional.embedding(ids.clamp(max=n_old - 1), self.old)
         new = functional.embedding((ids - n_old).clamp(min=0), self.new_rows)
@@ -88,8 +90,8 @@ class _SplitLinear(torch.autograd.Function):
         out = flat.new_empty(flat.shape[0], n_old + new.shape[0])
         # each half is written by a matmul straight into its column slice of one buffer (BLAS takes the row
         # stride), so the logits exist once; torch.cat would hold them twice
-        for rows, bias, cols in ((old, old_bias, slice(0, n_old)), (new, new_bias, slice(n_old, None))):
-            w = rows.to(flat.dtype)
+        for half, bias, cols in ((old, old_bias, slice(0, n_old)), (new, new_bias, slice(n_old, None))):
+            w = half.to(flat.dtype)
             if bias is None:
                 torch.mm(flat, w.t(), out=out[:, cols])
             else:
@@ -118,12 +120,12 @@ class _SplitLinear(torch.autograd.Function):
 class SplitHead(nn.Module):
     """An lm_head whose output rows (and bias entries) from ``n_old`` on are a separate trainable parameter."""
 
-    def __init__(self, original: nn.Linear, rows: _Rows) -> None:
+    def __init__(self, original: nn.Linear, matrix: _EmbeddingRows) -> None:
         super().__init__()
-        self.old, self.new_rows = rows.old, rows.new_rows
-        self.old_bias, self.new_bias = rows.old_bias, rows.new_bias
+        self.old, self.new_rows = matrix.old, matrix.new_rows
+        self.old_bias, self.new_bias = matrix.old_bias, matrix.new_bias
         self.in_features = original.in_features
-        self.out_features = rows.rows
+        self.out_features = matrix.n_rows
 
     @property
     def weight(self) -> torch.Tensor:
@@ -131,6 +133,7 @@ class SplitHead(nn.Module):
         return torch.cat([self.old.detach(), self.new_rows.detach().to(self.old.dtype)])
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The logits of ``hidden`` over every row, old and new, in one buffer."""
         kind = hidden.device.type
         if torch.is_autocast_enabled(kind):  # the custom function's matmuls are not autocast: cast as linear would
             hidden = hidden.to(torch.get_autocast_dtype(kind))
@@ -138,8 +141,8 @@ class SplitHead(nn.Module):
 
 
 @dataclass
-class RowSplit:
-    """Which of the model's modules :func:`split_rows` replaced (module paths; None: not split)."""
+class EmbeddingRowSplit:
+    """Which of the model's modules :func:`split_embedding_rows` replaced (module paths; None: not split)."""
 
     embedding: str | None
     head: str | None
@@ -158,7 +161,7 @@ def _replace(model: nn.Module, path: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name), attr, new)
 
 
-def split_rows(model: nn.Module, n_old: int, embedding: bool, head: bool) -> RowSplit:
+def split_embedding_rows(model: nn.Module, n_old: int, embedding: bool, head: bool) -> EmbeddingRowSplit:
     """Make the new rows of the input embedding and/or the lm_head separately trainable.
 
     ``model`` is a Hugging Face causal LM (or anything with ``get_input_embeddings`` and
@@ -172,22 +175,22 @@ def split_rows(model: nn.Module, n_old: int, embedding: bool, head: bool) -> Row
         raise ValueError(f"no new rows to train: the embedding has {emb.weight.shape[0]} rows and {n_old} old tokens")
     emb_path = _path_of(model, emb)
     head_path = _path_of(model, out) if out is not None else None
-    split = RowSplit(None, None, n_old)
+    split = EmbeddingRowSplit(None, None, n_old)
     if tied and (embedding or head):
-        rows = _Rows(emb.weight, n_old, getattr(out, "bias", None))
-        _replace(model, emb_path, SplitEmbedding(emb, rows))
-        _replace(model, head_path, SplitHead(out, rows))
-        return RowSplit(emb_path, head_path, n_old)
+        matrix = _EmbeddingRows(emb.weight, n_old, getattr(out, "bias", None))
+        _replace(model, emb_path, SplitEmbedding(emb, matrix))
+        _replace(model, head_path, SplitHead(out, matrix))
+        return EmbeddingRowSplit(emb_path, head_path, n_old)
     if embedding:
-        _replace(model, emb_path, SplitEmbedding(emb, _Rows(emb.weight, n_old)))
+        _replace(model, emb_path, SplitEmbedding(emb, _EmbeddingRows(emb.weight, n_old)))
         split.embedding = emb_path
     if head:
-        _replace(model, head_path, SplitHead(out, _Rows(out.weight, n_old, getattr(out, "bias", None))))
+        _replace(model, head_path, SplitHead(out, _EmbeddingRows(out.weight, n_old, getattr(out, "bias", None))))
         split.head = head_path
     return split
 
 
-def split_source(name: str, split: RowSplit) -> tuple[str, slice] | None:
+def embedding_row_source(name: str, split: EmbeddingRowSplit) -> tuple[str, slice] | None:
     """For a parameter name of the split model: (the original checkpoint name, the rows it holds); else None."""
     for path in (split.embedding, split.head):
         if path is None or not name.startswith(path + "."):
@@ -196,12 +199,12 @@ def split_source(name: str, split: RowSplit) -> tuple[str, slice] | None:
         old, new = slice(0, split.n_old), slice(split.n_old, None)
         table = {OLD: ("weight", old), NEW: ("weight", new), OLD_BIAS: ("bias", old), NEW_BIAS: ("bias", new)}
         if leaf in table:
-            what, rows = table[leaf]
-            return f"{path}.{what}", rows
+            what, part = table[leaf]
+            return f"{path}.{what}", part
     return None
 
 
-def merge_split_keys(state: dict[str, torch.Tensor], split: RowSplit, dtype: torch.dtype | None = None
+def merge_embedding_rows(state: dict[str, torch.Tensor], split: EmbeddingRowSplit, dtype: torch.dtype | None = None
                      ) -> dict[str, torch.Tensor]:
     """A state dict of the split model with the original names: ``weight`` = old rows then new rows.
 
@@ -210,7 +213,7 @@ def merge_split_keys(state: dict[str, torch.Tensor], split: RowSplit, dtype: tor
     out: dict[str, torch.Tensor] = {}
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for name, t in state.items():
-        src = split_source(name, split)
+        src = embedding_row_source(name, split)
         if src is None:
             out[name] = t if dtype is None else t.to(dtype)
         else:
