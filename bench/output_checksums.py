@@ -21,8 +21,9 @@ from typing import Any
 
 # Keys of JSON objects and columns of CSV/TSV files that hold measured time: left out of the checksum.
 TIMED_KEYS = {"seconds", "tokens_per_s", "wall_seconds", "elapsed", "chars_per_s", "tokens_per_second",
-              "chars_per_second", "samples_per_s", "time", "duration", "total_evaluation_time_seconds",
-              "start_time", "end_time", "date", "generation_s", "prompt_s"}
+              "chars_per_second", "target_chars_per_second", "samples_per_s", "time", "duration",
+              "total_evaluation_time_seconds", "start_time", "end_time", "date", "generation_s", "prompt_s",
+              "Generation ko chars/s"}  # the last: the efficiency table's column of generation speed
 
 
 def _strip(obj: Any) -> Any:
@@ -43,13 +44,34 @@ def _timed_view(path: Path, data: bytes) -> bytes | None:
         stripped = _strip(obj)
         return None if stripped == obj else json.dumps(stripped, sort_keys=True).encode()
     if path.suffix in (".csv", ".tsv"):
+        timed = _timed_columns(path)
+        if not timed:
+            return None
         delim = "\t" if path.suffix == ".tsv" else ","
         rows = list(csv.reader(io.StringIO(data.decode("utf-8", "replace")), delimiter=delim))
-        if not rows or not TIMED_KEYS & set(rows[0]):
-            return None
-        keep = [i for i, h in enumerate(rows[0]) if h not in TIMED_KEYS]
-        return "\n".join(delim.join(r[i] for i in keep if i < len(r)) for r in rows).encode()
+        return "\n".join(delim.join(c for i, c in enumerate(r) if i not in timed) for r in rows).encode()
+    if path.suffix in (".md", ".tex") and (timed := _timed_columns(path.with_suffix(".csv"))):
+        # a table rendered from a CSV with timed columns: the same cells, by position, in every table row
+        sep = "|" if path.suffix == ".md" else "&"
+        offset = 1 if path.suffix == ".md" else 0  # a Markdown row starts with a separator
+        lines = []
+        for line in data.decode("utf-8", "replace").splitlines():
+            cells = line.split(sep)
+            if len(cells) > offset + max(timed):
+                line = sep.join(c for i, c in enumerate(cells) if i - offset not in timed)
+            lines.append(line)
+        return "\n".join(lines).encode()
     return None
+
+
+def _timed_columns(csv_path: Path) -> set[int]:
+    """Positions of the timed columns of a CSV/TSV table (none when it has none or does not exist)."""
+    if not csv_path.is_file():
+        return set()
+    delim = "\t" if csv_path.suffix == ".tsv" else ","
+    with csv_path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        header = next(csv.reader(fh, delimiter=delim), [])
+    return {i for i, h in enumerate(header) if h in TIMED_KEYS}
 
 
 def checksums(root: Path) -> dict[str, dict[str, str]]:
