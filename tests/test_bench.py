@@ -29,7 +29,8 @@ def test_output_checksums_tell_timings_from_changes(tmp_path):
         (root / "eval" / "generation.json").write_text(json.dumps({"tokens_per_second": speed, "new": 3}))
         (root / "eval" / "score.json").write_text(json.dumps({"acc": score}))
         (root / "t.csv").write_text(f"model,Generation ko chars/s,acc\nx,{speed},{score}\n")
-        (root / "t.md").write_text(f"| model | Generation ko chars/s | acc |\n|:--|--:|--:|\n| x | {speed} | {score} |\n")
+        (root / "t.md").write_text(f"| model | Generation ko chars/s | acc |\n|:--|--:|--:|\n"
+                                   f"| x | {speed} | {score} |\n")
         runs[name] = tmp_path / f"{name}.json"
         subprocess.run([sys.executable, str(ROOT / "bench" / "output_checksums.py"), "write", str(root),
                         str(runs[name])], check=True, timeout=60)

@@ -94,10 +94,12 @@ def test_editing_a_table_template_reruns_only_tables_and_report(demo_run):
     try:
         template.write_text(original.replace("digits: 1", "digits: 2"), encoding="utf-8")
         jobs = dry_run_jobs(workdir)
+        only_tables = dry_run_jobs(workdir, "report_tables")  # the README's `snakemake report_tables`
     finally:
         template.write_text(original, encoding="utf-8")
         os.utime(template, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert jobs == {"all": 1, "report_table": 1}, jobs
+    assert only_tables == {"report_tables": 1, "report_table": 1}, only_tables
 
 
 def test_one_more_checkpoint_runs_only_its_evals(demo_run):
