@@ -97,6 +97,9 @@ def demo_run(shared, tmp_path_factory):
                                 eval_batches=6)  # 48 of the 167 validation sequences: a third of the time
     for stage in training["stages"].values():
         stage["max_steps"] = 4
+    # two threads a stage, as the SLURM test's rebuild asks for: torch's CPU sums depend on the thread count,
+    # so a stage rebuilt on another count of CPUs is not the same bytes
+    training["resources"]["cpus"] = 2
     _lean_sft_and_eval(config, shared, workdir)
     write_config(workdir, config)
     snakemake(workdir, "-q")
