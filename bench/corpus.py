@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from vocab_expansion.corpus import dedup, heuristics, ingest, normalize, perplexity  # noqa: E402
 from vocab_expansion.corpus.shards import num_rows  # noqa: E402
+from vocab_expansion.language import Language  # noqa: E402
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -74,7 +75,8 @@ def run(docs: int | None, with_datatrove: bool) -> dict:
     kcfg = perplexity.KenLMConfig.from_config({"reference": [str(ref)]})
     model = work / "model.binary"
     t_train = _timed(lambda: perplexity.train_kenlm([ref], model, kcfg))
-    hcfg = heuristics.HeuristicsConfig.from_config({"length": {"min_words": 2}}, "Hangul")
+    hcfg = heuristics.HeuristicsConfig.from_config({"length": {"min_words": 2}},
+                                                   Language.from_config({"preset": "ko"}))
     dcfg = dedup.DedupConfig.from_config({}, seed=0)
     ncfg = normalize.NormalizeConfig.from_config({})
     shard = "b-0000-0000"

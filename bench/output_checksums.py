@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from typing import Any
 # Keys of JSON objects and columns of CSV/TSV files that hold measured time: left out of the checksum.
 TIMED_KEYS = {"seconds", "tokens_per_s", "wall_seconds", "elapsed", "chars_per_s", "tokens_per_second",
               "chars_per_second", "target_chars_per_second", "samples_per_s", "time", "duration",
-              "total_evaluation_time_seconds", "start_time", "end_time", "date", "generation_s", "prompt_s",
-              "Generation ko chars/s"}  # the last: the efficiency table's column of generation speed
+              "total_evaluation_time_seconds", "start_time", "end_time", "date", "generation_s", "prompt_s"}
+TIMED_COLUMN = re.compile(r"^Generation \w+ chars/s$")  # the efficiency table's generation speed, any language
 
 
 def _strip(obj: Any) -> Any:
@@ -71,7 +72,7 @@ def _timed_columns(csv_path: Path) -> set[int]:
     delim = "\t" if csv_path.suffix == ".tsv" else ","
     with csv_path.open(encoding="utf-8", errors="replace", newline="") as fh:
         header = next(csv.reader(fh, delimiter=delim), [])
-    return {i for i, h in enumerate(header) if h in TIMED_KEYS}
+    return {i for i, h in enumerate(header) if h in TIMED_KEYS or TIMED_COLUMN.match(h)}
 
 
 def checksums(root: Path) -> dict[str, dict[str, str]]:

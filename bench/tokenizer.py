@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from tokenizers import AddedToken  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
+from vocab_expansion.language import Language  # noqa: E402
 from vocab_expansion.tokenizer.base import BaseTokenizer  # noqa: E402
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, train_intermediate  # noqa: E402
 from vocab_expansion.tokenizer.merge import plan_merge, save_merged  # noqa: E402
@@ -90,8 +91,8 @@ def run(bases: list[str]) -> dict:
         vocab, min_count = SETTINGS.get(name, (16_000, 15))
         base = BaseTokenizer.load(str(SHARED / "tokenizers" / name))
         inter = intermediate_surfaces(base.kind, train_intermediate(base, sample, work / name / "inter", vocab))
-        sel_cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None}, script="Hangul",
-                                           priority="below")
+        sel_cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None},
+                                           language=Language.from_config({"preset": "ko"}), priority="below")
         sel = select_tokens(base, inter, learn, sel_cfg)
         plan = plan_merge(base, merge_order(sel.kept()))
         save_merged(base, plan, work / name / "merged")

@@ -6,12 +6,17 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from vocab_expansion import cluster, paths
+from vocab_expansion import cluster, language, paths
 from vocab_expansion.corpus.ingest import CorpusSource
-from vocab_expansion.errors import InputError
+from vocab_expansion.errors import ConfigError, InputError
 from vocab_expansion.eval import checkpoints as ckpts
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# the language block through its preset, and the keys left null that default from it (reference and held-out texts)
+try:
+    language.apply(config, root=workflow.basedir)
+except ConfigError as exc:
+    raise WorkflowError(f"config: {exc}") from None
 
 # Jobs in conda environments (--software-deployment-method conda) import this project's package from src/.
 cluster.export_package_path(Path(workflow.basedir) / "src")

@@ -59,7 +59,7 @@ rule corpus_heuristics:
         counts=paths.counts("heuristics"),
     params:
         cfg=config["corpus"]["filters"],
-        script_name=config["language"]["script"],
+        language=config["language"],
     conda:
         "../envs/corpus.yaml"
     log:

@@ -47,7 +47,7 @@ rule eval_intrinsic:
         max_lines=config["eval"]["max_lines"],
         max_length=config["eval"]["max_length"],
         generation=config["eval"]["generation"],
-        script=config["language"]["script"],
+        language=config["language"],
         seed=config["seed"],
     conda:
         "../envs/eval.yaml"

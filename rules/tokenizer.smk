@@ -39,7 +39,7 @@ rule tokenizer_select:
     params:
         base=base_param,
         select=config["tokenizer"]["select"],
-        script_name=config["language"]["script"],
+        language=config["language"],
         priority=config["tokenizer"]["merge"]["priority"],
         count_on=COUNT_ON,
     conda:
@@ -68,6 +68,7 @@ rule tokenizer_merge:
     params:
         base=base_param,
         curation=config["tokenizer"]["curation"],
+        language=config["language"],
         merge=config["tokenizer"]["merge"],
         count_on=COUNT_ON,
     conda:
@@ -103,7 +104,7 @@ rule tokenizer_report:
     params:
         base=base_param,
         texts=config["tokenizer"]["eval_texts"],
-        language=config["language"]["code"],
+        language=config["language"],
     conda:
         "../envs/tokenizer.yaml"
     log:

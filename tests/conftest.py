@@ -62,7 +62,7 @@ def _lean_sft_and_eval(config: dict, shared: Path, workdir: Path) -> None:
             task["data"] = str(ROOT / task["data"])
     ev["texts"] = {"ko": str(shared / "parallel" / "koen_news_dev.ko"),
                    "en": str(shared / "parallel" / "koen_news_dev.en")}
-    ev["generation"].update(prompts=str(ROOT / ev["generation"]["prompts"]), max_new_tokens=8)
+    ev["generation"].update(max_new_tokens=8)  # prompts: the ko preset's, made absolute (the run is not in the project)
     shutil.copytree(ROOT / "report" / "tables", workdir / "tables")
     config["report"]["templates"] = "tables"
 

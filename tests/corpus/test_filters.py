@@ -13,7 +13,9 @@ from vocab_expansion.corpus import heuristics
 from vocab_expansion.corpus.filters import Document, Rejection, run_filters
 from vocab_expansion.corpus.heuristics import HeuristicsConfig
 from vocab_expansion.corpus.shards import StepCounts
+from vocab_expansion.language import Language
 
+KO = Language.from_config({"preset": "ko"})
 TEXTS = [
     "첫 문장입니다. 둘째 문장입니다.",       # two sentence ends: kept
     "문장이 하나뿐인 문서입니다.",           # one
@@ -87,7 +89,7 @@ def toy_schema(monkeypatch):
 
 def test_one_class_and_one_config_entry(tmp_path, toy_schema):
     assert heuristics.REGISTRY["sentence_ends"] is SentenceEnds
-    cfg = HeuristicsConfig.from_config({"sentence_ends": {"min_count": 2}}, "Hangul")
+    cfg = HeuristicsConfig.from_config({"sentence_ends": {"min_count": 2}}, KO)
     assert cfg.entries["sentence_ends"] == {"marks": ".?!।", "min_count": 2}  # the rest from the schema entry
     assert type(cfg.build()[-1]) is SentenceEnds  # after the built-in filters
     counts = heuristics.filter_shard(_shard(tmp_path), str(tmp_path / "k.parquet"), str(tmp_path / "r.parquet"),
@@ -97,4 +99,4 @@ def test_one_class_and_one_config_entry(tmp_path, toy_schema):
     assert {k: v["docs"] for k, v in counts.rejected.items()} == {"too_few_sentences": 2, "too_short": 1}
     assert _balanced(counts)
     # without its entry the filter does not run
-    assert all(type(f) is not SentenceEnds for f in HeuristicsConfig.from_config({}, "Hangul").build())
+    assert all(type(f) is not SentenceEnds for f in HeuristicsConfig.from_config({}, KO).build())

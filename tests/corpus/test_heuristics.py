@@ -8,11 +8,14 @@ import yaml
 from vocab_expansion.corpus.filters import check
 from vocab_expansion.corpus.heuristics import REGISTRY, HeuristicsConfig, LengthFilter, ScriptFilter
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.language import Language
+
+KO = Language.from_config({"preset": "ko"})
 
 
-def _filters(language_script: str = "Hangul", /, **entries):
+def _filters(language: Language = KO, /, **entries):
     """The heuristic filters from corpus.filters entries (the rest: the schema's defaults)."""
-    return HeuristicsConfig.from_config(entries, language_script).build()
+    return HeuristicsConfig.from_config(entries, language).build()
 
 
 FLT = _filters()
@@ -55,11 +58,15 @@ def test_counting_sequence_is_numeric_dominant():
 
 
 def test_other_scripts_by_config():
-    thai = _filters("Thai")
-    assert check("ภาษาไทยเป็นภาษาที่สวยงาม มาก", thai)[1] is None
-    assert check("한국어 문장은 태국어가 아니다", thai)[1] == "script_ratio"
-    with pytest.raises(ConfigError, match=r"language\.script"):
-        _filters("NotAScript")
+    thai = _filters(Language.from_config({"preset": "th"}))
+    assert check("ภาษาไทยสวยงามและน่าเรียนรู้ มาก", thai)[1] is None
+    korean = "한국어 문장은 태국어가 아니다"
+    assert check(korean, thai) == (korean, "script_ratio", "Thai ratio 0.000")
+    assert check("I am your father, the best movie ever", FLT)[2] == "Hangul ratio 0.000"  # as before presets
+    with pytest.raises(ConfigError, match=r"language\.scripts"):
+        Language.from_config({"preset": "ko", "scripts": ["NotAScript"]})
+    with pytest.raises(ConfigError, match=r"language\.scripts / language\.extra_chars: '\[' is not a valid"):
+        ScriptFilter(letters="[", name="Broken", min_ratio=0.5)
 
 
 def test_rules_can_be_disabled():
@@ -74,14 +81,18 @@ def test_rules_can_be_disabled():
 
 
 def test_filters_are_built_from_their_entries_in_registration_order():
-    cfg = HeuristicsConfig.from_config({"length": {"min_chars": 3}}, "Hangul")
+    cfg = HeuristicsConfig.from_config({"length": {"min_chars": 3}}, KO)
     assert list(REGISTRY)[:4] == ["numeric", "length", "script", "repetition"]
     built = cfg.build()
     assert [type(f).__name__ for f in built] == ["NumericFilter", "LengthFilter", "ScriptFilter", "RepetitionFilter"]
-    assert built[1] == LengthFilter(min_chars=3, max_chars=100_000, min_words=1, max_words=None)  # schema defaults
-    assert isinstance(built[2], ScriptFilter) and built[2].script == "Hangul"  # from language.script
+    # schema defaults; Korean words are runs between spaces
+    assert built[1] == LengthFilter(min_chars=3, max_chars=100_000, min_words=1, max_words=None, split=str.split)
+    assert isinstance(built[2], ScriptFilter) and built[2].letters == r"\p{Script=Hangul}"  # from the language
+    assert built[2].name == "Hangul"
     with pytest.raises(ConfigError, match=r"corpus\.filters: Additional properties .*'lenght'"):
-        HeuristicsConfig.from_config({"lenght": {}}, "Hangul")
+        HeuristicsConfig.from_config({"lenght": {}}, KO)
+    with pytest.raises(TypeError, match="must be a Language"):
+        HeuristicsConfig.from_config({}, "Hangul")
 
 
 def test_ngram_sizes_may_be_string_keys():

@@ -26,6 +26,7 @@ from vocab_expansion.corpus.perplexity import (
     train_sentencepiece,
 )
 from vocab_expansion.fileio import read_json
+from vocab_expansion.language import Language
 
 NOISE = "꾀갱꾕꾕꾕…"
 COUNTING = " ".join(str(i) for i in range(86, 121))  # '86 87 88 89 …'
@@ -62,7 +63,8 @@ def test_clean_text_scores_between_noise_and_counting(model, reference):
 
 def test_thresholds_fitted_on_reviews_reject_both_examples(model, reference, shared, tmp_path):
     """The pipeline's way: normalize + heuristics, score every review, fit thresholds, filter."""
-    filters = HeuristicsConfig.from_config({"length": {"min_words": 2}}, "Hangul").build()
+    korean = Language.from_config({"preset": "ko"})
+    filters = HeuristicsConfig.from_config({"length": {"min_words": 2}}, korean).build()
     norm = NormalizeConfig.from_config({})
     texts = []
     for t in nsmc_texts(shared):

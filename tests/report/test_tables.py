@@ -63,6 +63,71 @@ def test_eval_root_from_the_declared_result_files(tmp_path):
         eval_root(["a/base/x.json", "b/eeve/stage3/x.json"], ["base", "eeve/stage3"])
 
 
+EFFICIENCY = [{"group": "Tok", "label": "{target} tokens/word", "value": "intrinsic:languages.{target}.tokens_per_word",
+               "optional": True},
+              {"group": "Tok", "label": "en tokens/word", "value": "intrinsic:languages.en.tokens_per_word"},
+              {"group": "Gen", "label": "{target} chars/s", "value": "generation:target_chars_per_second"},
+              {"group": "Tok", "label": "parity ({target}/en)", "value": "intrinsic:parity"}]
+
+
+def _efficiency_results(root: Path, target: str, tokens_per_word: float | None, parity: float | None) -> Path:
+    for cid, scale in (("base", 1.0), ("expanded", 0.5)):
+        d = root / cid
+        d.mkdir(parents=True)
+        tpw = None if tokens_per_word is None else tokens_per_word * scale
+        languages = {target: {"tokens_per_word": tpw}, "en": {"tokens_per_word": 1.25}}
+        (d / "intrinsic.json").write_text(json.dumps({"languages": languages, "target": target,
+                                                      "parity": None if parity is None else parity * scale}))
+        (d / "generation.json").write_text(json.dumps({"target_chars_per_second": 10.0, "target": target}))
+    return root
+
+
+def test_columns_follow_the_target_language(tmp_path):
+    rows = [("base", "base"), ("expanded", "expanded")]
+    df = build_table(rows, EFFICIENCY, _efficiency_results(tmp_path / "ja", "ja", 2.0, 3.0))
+    assert list(df.columns) == [("Tok", "ja tokens/word"), ("Tok", "en tokens/word"), ("Gen", "ja chars/s"),
+                                ("Tok", "parity (ja/en)")]
+    assert df[("Tok", "parity (ja/en)")].tolist() == [3.0, 1.5] and df[("Tok", "ja tokens/word")].tolist() == [2.0, 1.0]
+    out = {ext: str(tmp_path / f"ja.{ext}") for ext in ("md", "csv", "tex")}
+    write_table(df, EFFICIENCY, "T", "", 2, out["md"], out["csv"], out["tex"])
+    assert list(pd.read_csv(out["csv"], index_col=0).columns) == ["Tok ja tokens/word", "Tok en tokens/word",
+                                                                 "Gen ja chars/s", "Tok parity (ja/en)"]
+
+
+def test_optional_columns_without_values_are_left_out(tmp_path):
+    rows = [("base", "base"), ("expanded", "expanded")]
+    df = build_table(rows, EFFICIENCY, _efficiency_results(tmp_path / "zh", "zh", None, None))
+    assert df[("Tok", "zh tokens/word")].isna().all() and df[("Tok", "parity (zh/en)")].isna().all()
+    out = {ext: str(tmp_path / f"zh.{ext}") for ext in ("md", "csv", "tex")}
+    write_table(df, EFFICIENCY, "T", "", 2, out["md"], out["csv"], out["tex"])
+    csv = pd.read_csv(out["csv"], index_col=0)
+    # tokens per word (optional) is left out; parity, not optional, stays as empty cells
+    assert list(csv.columns) == ["Tok en tokens/word", "Gen zh chars/s", "Tok parity (zh/en)"]
+    assert csv["Tok parity (zh/en)"].isna().all()
+    md = Path(out["md"]).read_text(encoding="utf-8")
+    assert "tokens/word" in md and "zh tokens/word" not in md and "1.25" in md
+    # nothing evaluated yet to name the target: the label stays as written, the cells empty
+    empty = build_table(rows, EFFICIENCY, tmp_path / "none")
+    assert empty.columns[0] == ("Tok", "{target} tokens/word") and empty.isna().all().all()
+
+
+def test_the_shipped_efficiency_template_keeps_korean_labels(tmp_path):
+    import yaml
+
+    template = yaml.safe_load((Path(__file__).parents[2] / "report" / "tables" / "efficiency.yaml").read_text())
+    root = tmp_path / "eval"
+    for cid in ("base", "expanded"):
+        (root / cid).mkdir(parents=True)
+        (root / cid / "intrinsic.json").write_text(json.dumps({"target": "ko", "parity": 2.0, "vocab": 10,
+                                                               "languages": {"ko": {}, "en": {}}}))
+        (root / cid / "generation.json").write_text(json.dumps({"target": "ko"}))
+    df = build_table([("base", "base"), ("expanded", "expanded")], template["columns"], root)
+    labels = [f"{g} {c}".strip() for g, c in df.columns]
+    assert labels == ["Tokenizer vocab", "Tokenizer ko tokens/word", "Tokenizer ko chars/token",
+                      "Tokenizer en tokens/word", "Bits per byte ko", "Bits per byte en", "Generation ko chars/s",
+                      "Generation tokens/ko char", "Tokenizer ko bytes/token", "Tokenizer parity (ko/en)"]
+
+
 def test_tokenization_view(shared, tmp_path):
     base = AutoTokenizer.from_pretrained(shared / "tokenizers" / "gpt2")
     text = "안녕하세요, 오늘은 날씨가 좋네요. The weather is nice."

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vocab_expansion.language import Language
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, train_intermediate
 from vocab_expansion.tokenizer.merge import MergePlan, plan_merge, save_merged
@@ -59,8 +60,8 @@ def learn(shared, reviews, tmp_path_factory):
             base = BaseTokenizer.load(str(shared / "tokenizers" / name))
             work = tmp_path_factory.mktemp(f"tok_{name}")
             inter = intermediate_surfaces(base.kind, train_intermediate(base, reviews[0], work / "inter", vocab))
-            cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None}, script="Hangul",
-                                           priority="below")
+            cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None},
+                                           language=Language.from_config({"preset": "ko"}), priority="below")
             sel = select_tokens(base, inter, reviews[1], cfg)
             plan = plan_merge(base, merge_order(sel.kept()))
             save_merged(base, plan, work / "merged")

@@ -14,6 +14,7 @@ import pytest
 import regex
 
 from tests.conftest import nsmc_texts
+from vocab_expansion.language import Language
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.counts import Corpus, Counting, Sample, char_counts
 from vocab_expansion.tokenizer.merge import emitted_counts, plan_merge
@@ -98,7 +99,8 @@ def test_char_counts_match_counter_on_every_plane():
 
 def test_selection_on_a_shard_equals_selection_on_the_texts(shared, texts, words, tmp_path):
     base = load_base(shared / "tokenizers" / "gpt2")
-    cfg = SelectConfig.from_config({"min_per_million": 2000.0}, script="Hangul", priority="below")
+    cfg = SelectConfig.from_config({"min_per_million": 2000.0}, language=Language.from_config({"preset": "ko"}),
+                                   priority="below")
     (one,) = write_shards(tmp_path / "one", texts, 1)
 
     on_texts = select_tokens(base, words, texts, cfg)

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from vocab_expansion import config as configlib
+from vocab_expansion import language
 from vocab_expansion.corpus import dedup, heuristics, ingest, normalize, perplexity, sample, stats
 from vocab_expansion.corpus.dedup import DedupConfig
 from vocab_expansion.corpus.heuristics import HeuristicsConfig
@@ -18,6 +19,7 @@ from vocab_expansion.corpus.ingest import CorpusSource
 from vocab_expansion.corpus.normalize import NormalizeConfig
 from vocab_expansion.corpus.perplexity import KenLMConfig
 from vocab_expansion.errors import ConfigError, exit_status
+from vocab_expansion.language import Language
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("filtered", nargs="+")
 
     a = ap.parse_args(argv)
-    return exit_status(lambda: run(a, configlib.load(a.config)))
+    return exit_status(lambda: run(a, language.apply(configlib.load(a.config))))
 
 
 def run(a: argparse.Namespace, cfg: dict) -> None:
@@ -80,7 +82,7 @@ def run(a: argparse.Namespace, cfg: dict) -> None:
         normalize.normalize_shard(a.input, a.kept, a.rejected, a.counts, a.shard,
                                   NormalizeConfig.from_config(corpus["normalize"]))
     elif step == "heuristics":
-        hcfg = HeuristicsConfig.from_config(corpus["filters"], cfg["language"]["script"])
+        hcfg = HeuristicsConfig.from_config(corpus["filters"], Language.from_config(cfg["language"]))
         heuristics.filter_shard(a.input, a.kept, a.rejected, a.counts, a.shard, hcfg)
     elif step == "kenlm-train":
         kcfg = KenLMConfig.from_config(corpus["kenlm"])

@@ -11,7 +11,7 @@ removed from kept documents are ``chars_edited`` (see :mod:`vocab_expansion.corp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -42,18 +42,22 @@ class Document:
     source: str
     row: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
-    _words: tuple[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _words: tuple[str, dict[Callable[[str], list[str]], list[str]]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
-    @property
-    def words(self) -> list[str]:
-        """The whitespace-delimited words of the current text.
+    def words(self, split: Callable[[str], list[str]]) -> list[str]:
+        """The words of the current text, as ``split`` cuts them (the language's word counter,
+        :func:`vocab_expansion.language.words.splitter`, or another unit such as characters).
 
-        Several filters need them; they are split once per text (an edit to ``text`` makes a new
-        string object, so the identity check notices it).
+        Several filters need them; they are split once per text and splitter (an edit to ``text`` makes
+        a new string object, so the identity check notices it).
         """
         if self._words is None or self._words[0] is not self.text:
-            self._words = (self.text, self.text.split())
-        return self._words[1]
+            self._words = (self.text, {})
+        cache = self._words[1]
+        if split not in cache:
+            cache[split] = split(self.text)
+        return cache[split]
 
 
 class DocFilter(Protocol):

@@ -8,16 +8,24 @@ order they are registered, and a document is rejected with the first reason that
    ``strip`` mode the remaining numeric runs (e.g. '1호선, 2호선, 4호선, 13호선') are then cut out of
    kept documents.
 2. ``length``: ``too_short`` / ``too_long`` / ``too_few_words`` / ``too_many_words``.
-3. ``script``: ``script_ratio``, too small a share of the target script (``language.script``) among letters.
+3. ``script``: ``script_ratio``, too small a share of the language's characters (``language.scripts``
+   and ``language.extra_chars``) among letters.
 4. ``repetition``, in the style of Gopher (Rae et al. 2021): ``dup_lines``, ``dup_line_chars``,
    ``dup_paragraphs``, ``dup_paragraph_chars``, ``top_ngram_{n}`` (share of characters in the most
    frequent repeated word n-gram), ``dup_ngram_{n}`` (share of characters in repeated n-grams) and
    ``char_run`` (share of characters in runs of one repeated character, e.g. 'ㅋㅋㅋㅋㅋㅋ').
 
+Words are the language's (``language.words``, :mod:`vocab_expansion.language.words`): runs between
+spaces for Korean (eojeol: a stem with its particles, which is what repetition statistics need; no
+morphological analysis is involved), MeCab morphemes for Japanese, characters for Chinese and Thai.
+The length filter's ``min_words`` / ``max_words`` count them. The n-gram rules (``top_ngram_{n}``,
+``dup_ngram_{n}``) run over words when the language has them (``whitespace``, ``mecab``) and over
+its non-space characters otherwise (``characters``: Chinese, Thai), where an n-gram is n characters
+in a row, punctuation included, as Gopher's rules would see the text of a language without spaces.
+
 A filter for another language is one more registered class and one more entry under
 ``corpus.filters`` in the schema; it runs after these whenever the config has its entry (README,
-"Extending"). Words are whitespace-delimited (Korean eojeol: a stem with its particles), which is
-what repetition statistics need; no morphological analysis is involved.
+"Extending").
 """
 
 from __future__ import annotations
@@ -33,12 +41,26 @@ from vocab_expansion import config as configlib
 from vocab_expansion.corpus.filters import DocFilter, Document, Rejection, run_filters
 from vocab_expansion.corpus.shards import StepCounts
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.language import Language
+from vocab_expansion.language import words as wordslib
 
 _NUMBER = r"\d++(?:[.,:/]\d++)*+(?:\p{L}{1,3}|%)?"  # possessive: a number never splits in two
 _SEPARATOR = r"[\s,;·/|~()\[\]\-–—]*"
 _SPACES_RE = regex.compile(r"[ \t]{2,}")
 _LETTER_RE = regex.compile(r"\p{L}")
 _DIGIT_RE = regex.compile(r"\d")
+_NONSPACE_RE = regex.compile(r"(?!\s)\X")  # a grapheme cluster: a Thai consonant with its vowel and tone marks
+
+Split = Callable[[str], list[str]]
+"""A text -> its units (words, or characters): what :meth:`Document.words` caches per text."""
+
+
+def nonspace_characters(text: str) -> list[str]:
+    """The characters (grapheme clusters, UAX #29) of ``text`` that are not whitespace: the n-gram units of a
+    language without words. Clusters, not code points: a Thai syllable's combining vowel and tone marks stay with
+    its consonant, so n characters span about as much text as in Chinese."""
+    return _NONSPACE_RE.findall(text)
+
 
 REGISTRY: dict[str, Callable[..., DocFilter]] = {}
 """Config entry name under ``corpus.filters`` -> the filter class built from that entry, in run order."""
@@ -98,16 +120,17 @@ class NumericFilter:
 @register("length")
 @dataclass(frozen=True)
 class LengthFilter:
-    """Length bounds in characters and words; None disables a bound."""
+    """Length bounds in characters and words (as ``split`` counts them); None disables a bound."""
 
     min_chars: int | None
     max_chars: int | None
     min_words: int | None
     max_words: int | None
+    split: Split  # the language's words (language.words): vocab_expansion.language.words.splitter
 
     def filter(self, doc: Document) -> bool | Rejection:
         """``too_short``, ``too_long``, ``too_few_words`` or ``too_many_words``, checked in that order."""
-        n, w = len(doc.text), len(doc.words)
+        n, w = len(doc.text), len(doc.words(self.split))
         if self.min_chars is not None and n < self.min_chars:
             return Rejection("too_short", f"{n} chars")
         if self.max_chars is not None and n > self.max_chars:
@@ -122,19 +145,19 @@ class LengthFilter:
 @register("script")
 @dataclass
 class ScriptFilter:
-    """Least share of the target script among letters (``script_ratio``); None disables it."""
+    """Least share of the language's characters among letters (``script_ratio``); None disables it."""
 
-    script: str  # language.script: a Unicode script name, or a regex character class when it starts with '['
+    letters: str  # regex class of one character of the language (Language.letter_class)
+    name: str  # how the rejection detail names them: the script names joined by '+' (e.g. 'Hangul')
     min_ratio: float | None
     script_re: regex.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        script_class = self.script if self.script.startswith("[") else rf"\p{{Script={self.script}}}"
         try:
-            self.script_re = regex.compile(script_class)
+            self.script_re = regex.compile(self.letters)
         except regex.error as exc:
-            raise ConfigError(f"language.script: {self.script!r} is not a Unicode script or character class: "
-                              f"{exc}") from exc
+            raise ConfigError(f"language.scripts / language.extra_chars: {self.letters!r} is not a valid "
+                              f"character class: {exc}") from exc
 
     def filter(self, doc: Document) -> bool | Rejection:
         """Reject a document with no letters, or too few of the target script among them."""
@@ -145,14 +168,18 @@ class ScriptFilter:
             return Rejection("script_ratio", "no letters")
         ratio = len(self.script_re.findall(doc.text)) / letters
         if ratio < self.min_ratio:
-            return Rejection("script_ratio", f"{self.script} ratio {ratio:.3f}")
+            return Rejection("script_ratio", f"{self.name} ratio {ratio:.3f}")
         return True
 
 
 @register("repetition")
 @dataclass
 class RepetitionFilter:
-    """Gopher-style repetition rules and the repeated-character-run rule; None disables a rule."""
+    """Gopher-style repetition rules and the repeated-character-run rule; None disables a rule.
+
+    ``units`` cuts a text into the units of the n-gram rules: the language's words, or its non-space
+    characters when it has none (see the module docstring).
+    """
 
     max_dup_line_frac: float | None
     max_dup_line_char_frac: float | None
@@ -162,6 +189,7 @@ class RepetitionFilter:
     dup_ngram_max_frac: dict[int, float | None]
     char_run_min: int
     max_char_run_frac: float | None
+    units: Split  # the language's words (language.words), or nonspace_characters where it has none
     char_run_re: regex.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -171,8 +199,8 @@ class RepetitionFilter:
         self.char_run_re = regex.compile(rf"(.)\1{{{self.char_run_min - 1},}}", regex.DOTALL)
 
     def filter(self, doc: Document) -> bool | Rejection:
-        """Duplicate lines and paragraphs, then top and duplicate word n-grams, then character runs."""
-        text, words = doc.text, doc.words
+        """Duplicate lines and paragraphs, then top and duplicate n-grams of units, then character runs."""
+        text, words = doc.text, doc.words(self.units)
         if "\n" in text:
             lines = [ln for ln in text.split("\n") if ln.strip()]
             rejection = _dup_units(lines, self.max_dup_line_frac, self.max_dup_line_char_frac, len(text), "line")
@@ -225,7 +253,7 @@ def _dup_units(units: list[str], max_frac: float | None, max_char_frac: float | 
 
 
 def _dup_ngram_char_frac(words: list[str], n: int) -> int:
-    """Characters of words covered by word n-grams that occurred earlier in the document."""
+    """Characters of units (words) covered by n-grams that occurred earlier in the document."""
     seen: set[tuple[str, ...]] = set()
     covered = [False] * len(words)
     for i in range(len(words) - n + 1):
@@ -239,20 +267,28 @@ def _dup_ngram_char_frac(words: list[str], n: int) -> int:
 
 @dataclass(frozen=True)
 class HeuristicsConfig:
-    """The heuristic filters' settings: corpus.filters, and the target script from language.script."""
+    """The heuristic filters' settings: corpus.filters, and the target language (its characters and words)."""
 
     entries: dict[str, dict[str, Any]]  # corpus.filters as validated: entry name -> its keys, defaults filled
-    script: str  # language.script
+    language: Language
 
     @classmethod
-    def from_config(cls, values: Mapping[str, Any] | None, script: str) -> HeuristicsConfig:
-        """From the config mapping corpus.filters (validated, with the schema's defaults) and language.script."""
-        return cls(configlib.section("corpus.filters", values), script)
+    def from_config(cls, values: Mapping[str, Any] | None, language: Language) -> HeuristicsConfig:
+        """From the config mapping corpus.filters (validated, with the schema's defaults) and the language."""
+        if not isinstance(language, Language):
+            raise TypeError(f"HeuristicsConfig.from_config: language must be a Language, not {language!r} "
+                            "(Language.from_config(config['language']))")
+        return cls(configlib.section("corpus.filters", values), language)
 
     def build(self) -> list[DocFilter]:
         """One filter per registered name the config has an entry for, in registration order."""
-        # the script filter's target is a language setting, not a key of its corpus.filters entry
-        extra = {"script": {"script": self.script}}
+        # what the language decides is not a key of the filters' corpus.filters entries
+        lang = self.language
+        split = wordslib.splitter(lang.words)
+        units = split if wordslib.has_words(lang.words) else nonspace_characters
+        extra = {"length": {"split": split},
+                 "script": {"letters": lang.letter_class, "name": "+".join(lang.scripts)},
+                 "repetition": {"units": units}}
         return [make(**self.entries[name], **extra.get(name, {})) for name, make in REGISTRY.items()
                 if name in self.entries]
 

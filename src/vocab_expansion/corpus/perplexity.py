@@ -84,8 +84,8 @@ class KenLMConfig:
     def from_config(cls, values: Mapping[str, Any] | None) -> KenLMConfig:
         """From the config mapping corpus.kenlm, or the part of it a step needs (the rest takes the schema's
         defaults: a rule passes only the keys its outputs depend on, so changing another reruns nothing)."""
-        cfg = configlib.section("corpus.kenlm", values)
-        return cls(**{**cfg, "reference": tuple(cfg["reference"]), "prune": tuple(cfg["prune"])})
+        cfg = configlib.section("corpus.kenlm", values)  # reference null: the language's (language.apply) or none
+        return cls(**{**cfg, "reference": tuple(cfg["reference"] or ()), "prune": tuple(cfg["prune"])})
 
 
 # --- segmentation ------------------------------------------------------------------------------
@@ -147,6 +147,10 @@ def kenlm_binary(name: str) -> str:
 def train_kenlm(reference: Iterable[str | Path], binary_path: str | Path, cfg: KenLMConfig,
                 sp_model: str | Path | None = None, arpa_path: str | Path | None = None) -> dict[str, Any]:
     """Train an n-gram model with real ``lmplz`` on the segmented reference and ``build_binary`` it."""
+    reference = list(reference)
+    if not reference:
+        raise ConfigError("corpus.kenlm.reference: no reference text (set it, or language.reference, or "
+                          "corpus.kenlm.model)")
     segment = make_segmenter(cfg.segmentation, sp_model)
     with tempfile.TemporaryDirectory() as td:
         seg_path, arpa = Path(td) / "reference.seg.txt", Path(td) / "model.arpa"

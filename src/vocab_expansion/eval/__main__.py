@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from vocab_expansion import config as configlib
+from vocab_expansion import language
 from vocab_expansion.errors import exit_status
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(a: argparse.Namespace) -> None:
     """Dispatch one parsed command."""
-    cfg = configlib.load(a.config)
+    cfg = language.apply(configlib.load(a.config))
     ev, out = cfg["eval"], Path(a.out_dir)
     if a.step == "tasks":
         from vocab_expansion.eval.harness import HarnessConfig, run_tasks
@@ -38,7 +39,7 @@ def run(a: argparse.Namespace) -> None:
     else:
         from vocab_expansion.eval.intrinsic import IntrinsicConfig, run_intrinsic
 
-        intrinsic = IntrinsicConfig.from_config(ev, script=cfg["language"]["script"], seed=cfg["seed"])
+        intrinsic = IntrinsicConfig.from_config(ev, language=cfg["language"], seed=cfg["seed"])
         run_intrinsic(a.model, intrinsic, str(out / "intrinsic.json"), str(out / "generation.json"),
                       str(out / "generation_samples.json"), checkpoint=a.model)
 

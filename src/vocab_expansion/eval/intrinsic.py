@@ -1,11 +1,13 @@
 """Intrinsic metrics of a checkpoint: bits per byte, tokenizer efficiency and generation speed.
 
-* Bits per byte on held-out text per language (the parallel news: the same content in Korean and
-  English), which compares models with different vocabularies where per-token perplexity does not.
-* Tokens per word, characters per token and bytes per token of the checkpoint's own tokenizer on the
-  same text.
+* Bits per byte on held-out text per language (parallel text: the same content in the target language
+  and English), which compares models with different vocabularies where per-token perplexity does not.
+* Tokens per word (words counted the language's way; None for a language counted in characters),
+  characters per token and bytes per token of the checkpoint's own tokenizer on the same text, and
+  parity: its tokens of the target text over its tokens of the English text (Petrov et al. 2023), the
+  measure that holds across languages.
 * Generation: greedy decoding of a fixed number of new tokens from a fixed prompt set; the target
-  script's characters per second and tokens per target-script character. Texts are deterministic;
+  language's characters per second and tokens per target character. Texts are deterministic;
   the timings are measurements and go to their own file.
 """
 
@@ -24,8 +26,8 @@ from vocab_expansion import config as configlib
 from vocab_expansion.errors import InputError
 from vocab_expansion.eval.bpb import text_nll
 from vocab_expansion.fileio import open_text, write_json
-from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
-from vocab_expansion.tokenizer.scripts import script_class
+from vocab_expansion.language import Language
+from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder, parity, words_of
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +35,28 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class IntrinsicConfig:
     """Knobs of the intrinsic metrics: eval.texts, eval.max_lines, eval.max_length, eval.generation,
-    language.script and the seed. Build it with :meth:`from_config`."""
+    the language and the seed. Build it with :meth:`from_config`."""
 
-    texts: Mapping[str, str]  # language -> held-out text file
+    texts: Mapping[str, str]  # language -> held-out text file; the target's and English's lines parallel
     max_lines: int | None
     max_length: int
     prompts: str | None  # a file of one prompt a line; None: no generation figures
     max_new_tokens: int
     repeats: int
-    script: str
+    language: Language  # the target: its code, how its words are counted, its characters
     seed: int
 
     @classmethod
-    def from_config(cls, eval_section: Mapping[str, Any] | None, *, script: str, seed: int) -> IntrinsicConfig:
-        """From the eval section, or the part of it with these keys (defaults filled from the schema),
-        language.script and the seed."""
+    def from_config(cls, eval_section: Mapping[str, Any] | None, *, language: Language | Mapping[str, Any] | None,
+                    seed: int) -> IntrinsicConfig:
+        """From the eval section, or the part of it with these keys (defaults filled from the schema), the
+        language (a :class:`Language` or the config's ``language:`` block) and the seed."""
         ev = configlib.section("eval", eval_section)
         g = ev["generation"]
-        return cls(texts=ev["texts"], max_lines=ev["max_lines"], max_length=ev["max_length"], prompts=g["prompts"],
-                   max_new_tokens=g["max_new_tokens"], repeats=g["repeats"], script=script, seed=seed)
+        lang = language if isinstance(language, Language) else Language.from_config(language)
+        return cls(texts=ev["texts"] or {}, max_lines=ev["max_lines"], max_length=ev["max_length"],
+                   prompts=g["prompts"], max_new_tokens=g["max_new_tokens"], repeats=g["repeats"], language=lang,
+                   seed=seed)
 
 
 def read_lines(path: str | Path, limit: int | None = None) -> list[str]:
@@ -81,28 +86,33 @@ def load_model(model_dir: str, device: str | None = None) -> tuple[Any, Any]:
 
 
 def language_metrics(model: Any, tok: Any, texts: Mapping[str, Sequence[str]], max_length: int,
-                     batch_size: int = 8) -> dict[str, dict[str, float]]:
-    """Per language: bits per byte (and nats per token) of the model, efficiency of its tokenizer."""
+                     batch_size: int = 8, *, language: Language | None = None) -> dict[str, dict[str, Any]]:
+    """Per language: bits per byte (and nats per token) of the model, efficiency of its tokenizer.
+
+    The ``language``'s own text has its words counted the language's way (None for a language counted in
+    characters); every other text (English) by whitespace, as without a ``language``.
+    """
     out = {}
     for lang, lines in texts.items():
         nll = text_nll(model, tok, lines, max_length=max_length, batch_size=batch_size)
-        out[lang] = {**efficiency(hf_encoder(tok), lines), "bits_per_byte": nll["bits_per_byte"],
+        words = words_of(lang, language.code, language.words) if language else "whitespace"
+        out[lang] = {**efficiency(hf_encoder(tok), lines, words), "bits_per_byte": nll["bits_per_byte"],
                      "nats_per_token": nll["nats_per_token"], "lines": len(lines)}
-        log.info("%s: %.4f bits per byte, %.3f tokens per word", lang, nll["bits_per_byte"],
+        log.info("%s: %.4f bits per byte, %s tokens per word", lang, nll["bits_per_byte"],
                  out[lang]["tokens_per_word"])
     return out
 
 
-def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_tokens: int, script: str,
+def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_tokens: int, letters: str,
                      repeats: int) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """Greedy generation from each prompt: speed figures and the generated texts.
 
-    ``script`` is a Unicode script name (``Hangul``) or a regex character class; a "target character" is
-    one that matches it. The best of ``repeats`` timings of the whole prompt set is reported.
+    ``letters`` is a regex character class (:attr:`Language.letter_class`); a "target character" is one
+    that matches it. The best of ``repeats`` timings of the whole prompt set is reported.
     """
     import torch
 
-    pattern = regex.compile(script_class(script))
+    pattern = regex.compile(letters)
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     samples: list[dict[str, str]] = []
@@ -141,7 +151,11 @@ def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_token
 def run_intrinsic(model_dir: str, cfg: IntrinsicConfig, out_metrics: str, out_speed: str, out_samples: str, *,
                   checkpoint: str = "") -> dict[str, Any]:
     """Score ``model_dir`` on the held-out ``cfg.texts`` (language -> file) and time generation from
-    ``cfg.prompts``; ``checkpoint`` labels the records."""
+    ``cfg.prompts``; ``checkpoint`` labels the records.
+
+    The metrics name the target language (``target``) and its ``parity``: tokens of its text over tokens of
+    the English text, by this checkpoint's tokenizer (None when ``cfg.texts`` lacks either side).
+    """
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -149,16 +163,19 @@ def run_intrinsic(model_dir: str, cfg: IntrinsicConfig, out_metrics: str, out_sp
     max_length = cfg.max_length
     window = min(max_length, int(getattr(model.config, "max_position_embeddings", max_length) or max_length))
     lines = {lang: read_lines(path, cfg.max_lines) for lang, path in cfg.texts.items()}
-    metrics = {"checkpoint": checkpoint, "vocab": len(tok), "window": window,
-               "languages": language_metrics(model, tok, lines, window)}
+    languages = language_metrics(model, tok, lines, window, language=cfg.language)
+    metrics = {"checkpoint": checkpoint, "vocab": len(tok), "window": window, "languages": languages,
+               "target": cfg.language.code,
+               "parity": parity({lang: m["tokens"] for lang, m in languages.items()}, cfg.language.code)}
     write_json(out_metrics, metrics)
     speed: dict[str, Any] = {}
     samples: list[dict[str, str]] = []
     if cfg.prompts:
-        speed, samples = generation_speed(model, tok, read_lines(cfg.prompts), cfg.max_new_tokens, cfg.script,
-                                          cfg.repeats)
+        speed, samples = generation_speed(model, tok, read_lines(cfg.prompts), cfg.max_new_tokens,
+                                          cfg.language.letter_class, cfg.repeats)
         log.info("%s: %.1f target characters/s, %s tokens per target character", checkpoint,
                  speed["target_chars_per_second"], speed["tokens_per_target_char"])
-    write_json(out_speed, {"checkpoint": checkpoint, **speed})
+    # the target names the language of the "target" figures (and fills a table column's label)
+    write_json(out_speed, {"checkpoint": checkpoint, **speed, "target": cfg.language.code})
     write_json(out_samples, {"checkpoint": checkpoint, "samples": samples})
     return {"metrics": metrics, "speed": speed}

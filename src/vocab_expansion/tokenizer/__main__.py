@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from vocab_expansion import config as configlib
-from vocab_expansion import paths
+from vocab_expansion import language, paths
 from vocab_expansion.errors import InputError, exit_status
+from vocab_expansion.language import Language
 from vocab_expansion.tokenizer import steps
 from vocab_expansion.tokenizer.curate import CurationConfig
 from vocab_expansion.tokenizer.merge import MergeConfig
@@ -74,22 +75,23 @@ def _shards(a: argparse.Namespace, count_on: str) -> list[str] | None:
 
 def run(a: argparse.Namespace) -> None:
     """Dispatch one parsed command."""
-    cfg = configlib.load(a.config)
+    cfg = language.apply(configlib.load(a.config))
     base = a.base or (paths.DEMO_BASE if cfg["base_model"] == "demo" else cfg["base_model"])
     tok = cfg["tokenizer"]
     if a.step == "intermediate":
         steps.run_intermediate(base, a.sample, a.out_dir, tok["intermediate_vocab"], cfg["seed"])
     elif a.step == "select":
-        sel = SelectConfig.from_config(tok["select"], script=cfg["language"]["script"],
+        sel = SelectConfig.from_config(tok["select"], language=Language.from_config(cfg["language"]),
                                        priority=tok["merge"]["priority"])
         steps.run_select(base, a.intermediate_dir, a.sample, sel, a.candidates_tsv, a.selection_json,
                          shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "merge":
-        steps.run_merge(base, a.candidates_tsv, CurationConfig.from_config(tok["curation"]),
+        curation = CurationConfig.from_config(tok["curation"], Language.from_config(cfg["language"]))
+        steps.run_merge(base, a.candidates_tsv, curation,
                         MergeConfig.from_config(tok["merge"]), a.sample, a.out_dir, a.new_tokens_tsv, a.info_json,
                         shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "report":
-        steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], cfg["language"]["code"],
+        steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], Language.from_config(cfg["language"]),
                          a.out_dir, a.plot_dir)
 
 

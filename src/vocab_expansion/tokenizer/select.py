@@ -1,8 +1,8 @@
 """EEVE's selection of new tokens: frequency threshold and single-syllable top-up to a fixed point.
 
-1. Candidates: tokens of the intermediate tokenizer whose surface is target-script text (by default
-   letters of ``language.script``, optionally after one space: ``^ ?\\p{Script=Hangul}+$`` for Korean)
-   and that no base token already spells.
+1. Candidates: tokens of the intermediate tokenizer whose surface is text of the language (by default its
+   characters, ``language.scripts``, optionally after one space: ``^ ?\\p{Script=Hangul}+$`` for Korean) and
+   that no base token already spells.
 2. Each iteration merges the current set into the base (reachably, see :mod:`merge`), encodes the
    texts counted on with it (the tokenizer sample, or every filtered corpus shard: :mod:`counts`),
    and counts how often each new token is emitted.
@@ -28,17 +28,17 @@ import regex
 
 from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
+from vocab_expansion.language import Language
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.counts import Counting, TextSource
 from vocab_expansion.tokenizer.merge import MergePlan, plan_merge
-from vocab_expansion.tokenizer.scripts import script_pattern, single_character_pattern
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SelectConfig:
-    """Knobs of the selection: tokenizer.select, with the patterns language.script implies filled in, and
+    """Knobs of the selection: tokenizer.select, with the patterns the language implies filled in, and
     tokenizer.merge.priority (each iteration merges as the final merge will). Build it with :meth:`from_config`."""
 
     pattern: str
@@ -49,12 +49,12 @@ class SelectConfig:
     priority: str
 
     @classmethod
-    def from_config(cls, select: Mapping[str, Any] | None, *, script: str, priority: str) -> SelectConfig:
-        """From the tokenizer.select section (defaults filled from the schema), language.script and
-        tokenizer.merge.priority. An absolute ``min_count`` replaces the per-million rate."""
+    def from_config(cls, select: Mapping[str, Any] | None, *, language: Language, priority: str) -> SelectConfig:
+        """From the tokenizer.select section (defaults filled from the schema), the language (its characters and
+        single characters) and tokenizer.merge.priority. An absolute ``min_count`` replaces the per-million rate."""
         sel = configlib.section("tokenizer.select", select)
-        syllables = (sel["syllable_pattern"] or single_character_pattern(script)) if sel["syllable_topup"] else None
-        return cls(pattern=sel["pattern"] or script_pattern(script), syllable_pattern=syllables,
+        syllables = language.single_character_pattern if sel["syllable_topup"] else None
+        return cls(pattern=sel["pattern"] or language.token_pattern, syllable_pattern=syllables,
                    min_count=sel["min_count"], min_per_million=None if sel["min_count"] else sel["min_per_million"],
                    max_iterations=sel["max_iterations"], priority=priority)
 

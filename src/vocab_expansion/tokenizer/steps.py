@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vocab_expansion.errors import ConfigError
 from vocab_expansion.fileio import atomic_path, write_json
+from vocab_expansion.language import Language
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.counts import Corpus, Counting, Sample, TextSource
 from vocab_expansion.tokenizer.curate import CurationConfig, curate, display
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, sample_lines, train_intermediate
 from vocab_expansion.tokenizer.merge import MergeConfig, encode_ids, load_merged, plan_merge, save_merged
-from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder
+from vocab_expansion.tokenizer.metrics import ENGLISH, Encoder, efficiency, hf_encoder, parity, words_of
 from vocab_expansion.tokenizer.select import SelectConfig, merge_order, select_tokens
 from vocab_expansion.tokenizer.tables import read_decisions, write_decisions
 
@@ -104,42 +107,92 @@ def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, merge: M
     return info
 
 
-def run_report(base: str, merged_dir: str, new_tokens_tsv: str, texts: dict[str, str], target_language: str,
-               out_dir: str, plot_dir: str, curve_points: int = 10) -> dict[str, Any]:
-    """Efficiency before and after per language, and the tokens-per-word curve; TSV/Markdown and plots."""
+def run_report(base: str, merged_dir: str, new_tokens_tsv: str, texts: Mapping[str, str] | None,
+               language: Language, out_dir: str, plot_dir: str, curve_points: int = 10) -> dict[str, Any]:
+    """Efficiency and parity before and after per text of ``texts`` (language -> file; the target's and
+    English's lines parallel), and the target's curve against added tokens; TSV/Markdown and plots."""
     from transformers import AutoTokenizer
 
     b = BaseTokenizer.load(base)
     merged = AutoTokenizer.from_pretrained(merged_dir)
-    rows = []
-    corpora = {lang: list(sample_lines(path)) for lang, path in texts.items()}
-    for lang, lines in corpora.items():
-        for name, tok in (("base", b.hf), ("merged", merged)):
-            rows.append({"tokenizer": name, "language": lang, **efficiency(hf_encoder(tok), lines)})
+    corpora = {lang: list(sample_lines(path)) for lang, path in (texts or {}).items()}
+    if language.code not in corpora:
+        raise ConfigError(f"tokenizer.eval_texts: no text for the target language {language.code!r} "
+                          f"(keys: {', '.join(sorted(corpora)) or 'none'})")
+    rows = efficiency_rows({"base": hf_encoder(b.hf), "merged": hf_encoder(merged)}, corpora, language)
     decisions = [d for d in read_decisions(new_tokens_tsv) if d.decision == "kept"]
     ranked = [d.surface for d in sorted(decisions, key=lambda d: -d.frequency)]
-    target = corpora[target_language]
-    n = len(ranked)
-    grid = sorted({0, n, *(round(x) for x in np.geomspace(max(1, n / 64), n, curve_points))})
-    curve = []
-    for k in grid:
-        plan = plan_merge(b, merge_order(ranked[:k]))
-        enc = load_merged(b, plan)
-        eff = efficiency(lambda t, e=enc: encode_ids(e, t), target)
-        curve.append({"added_tokens": k, "entries": len(plan.entries), "tokens_per_word": eff["tokens_per_word"],
-                      "chars_per_token": eff["chars_per_token"]})
+    curve = added_tokens_curve(b, ranked, corpora, language, curve_points)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_tsv(rows, out / "efficiency.tsv")
     _write_tsv(curve, out / "curve.tsv")
     _write_markdown(rows, out / "efficiency.md")
-    _plot(rows, curve, target_language, Path(plot_dir))
-    t = {r["language"] + "/" + r["tokenizer"]: r for r in rows}
-    change = {lang: t[f"{lang}/merged"]["tokens_per_word"] / t[f"{lang}/base"]["tokens_per_word"] - 1
-              for lang in corpora}
-    summary = {"added_tokens": n, "languages": sorted(corpora), "tokens_per_word_change": change}
+    _plot(rows, curve, language.code, Path(plot_dir))
+    summary = report_summary(rows, len(ranked), language.code)
     write_json(out / "summary.json", summary)
     return summary
+
+
+def efficiency_rows(encoders: Mapping[str, Encoder], corpora: Mapping[str, Sequence[str]],
+                    language: Language) -> list[dict[str, Any]]:
+    """One row per text and tokenizer: :func:`efficiency` (words the target's way on its text), then parity
+    against the English text under the same tokenizer (None without both texts)."""
+    rows = []
+    for lang, lines in corpora.items():
+        for name, encode in encoders.items():
+            rows.append({"tokenizer": name, "language": lang,
+                         **efficiency(encode, lines, words_of(lang, language.code, language.words))})
+    for r in rows:  # after every row: parity needs the English row of the same tokenizer
+        tokens = {x["language"]: x["tokens"] for x in rows if x["tokenizer"] == r["tokenizer"]}
+        r["parity"] = parity(tokens, r["language"])
+    return rows
+
+
+def added_tokens_curve(b: BaseTokenizer, ranked: Sequence[str], corpora: Mapping[str, Sequence[str]],
+                       language: Language, points: int) -> list[dict[str, Any]]:
+    """Efficiency of the target text with the ``k`` most frequent new tokens merged, ``k`` on a log grid
+    from none to all; parity against the English text where there is one."""
+    n = len(ranked)
+    grid = sorted({0, n, *(round(x) for x in np.geomspace(max(1, n / 64), n, points))}) if n else [0]
+    target = corpora[language.code]
+    curve = []
+    for k in grid:
+        plan = plan_merge(b, merge_order(ranked[:k]))
+        encode = functools.partial(encode_ids, load_merged(b, plan))
+        eff = efficiency(encode, target, language.words)
+        tokens = {language.code: eff["tokens"]}
+        if ENGLISH in corpora and ENGLISH not in tokens:
+            tokens[ENGLISH] = sum(len(x) for x in encode(corpora[ENGLISH]))
+        curve.append({"added_tokens": k, "entries": len(plan.entries), "tokens_per_word": eff["tokens_per_word"],
+                      "chars_per_token": eff["chars_per_token"], "parity": parity(tokens, language.code)})
+    return curve
+
+
+def report_summary(rows: Sequence[Mapping[str, Any]], added: int, target: str) -> dict[str, Any]:
+    """Relative change of tokens per word (None where a text has no words) and of characters per token per
+    language, and the target's parity for base and merged (None without the parallel English text)."""
+    t = {(r["language"], r["tokenizer"]): r for r in rows}
+    langs = sorted({r["language"] for r in rows})
+    return {"added_tokens": added, "languages": langs,
+            "tokens_per_word_change": {lang: _change(t[lang, "base"]["tokens_per_word"],
+                                                     t[lang, "merged"]["tokens_per_word"]) for lang in langs},
+            "chars_per_token_change": {lang: _change(t[lang, "base"]["chars_per_token"],
+                                                     t[lang, "merged"]["chars_per_token"]) for lang in langs},
+            "parity": (None if t[target, "base"]["parity"] is None
+                       else {name: t[target, name]["parity"] for name in ("base", "merged")}),
+            "target": target}
+
+
+def _change(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after / before - 1
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    """A table cell: floats to ``digits`` places, a missing value (no words, no English text) as n/a."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _write_tsv(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -147,14 +200,15 @@ def _write_tsv(rows: Sequence[dict[str, Any]], path: Path) -> None:
         cols = list(rows[0])
         fh.write("\t".join(cols) + "\n")
         for r in rows:
-            fh.write("\t".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + "\n")
+            fh.write("\t".join(_cell(r[c]) for c in cols) + "\n")
 
 
 def _write_markdown(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    lines = ["| language | tokenizer | tokens | tokens/word | chars/token | bytes/token |", "|---|---|---|---|---|---|"]
+    lines = ["| language | tokenizer | tokens | tokens/word | chars/token | bytes/token | parity |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['language']} | {r['tokenizer']} | {r['tokens']:,} | {r['tokens_per_word']:.3f} | "
-                     f"{r['chars_per_token']:.3f} | {r['bytes_per_token']:.3f} |")
+        lines.append(f"| {r['language']} | {r['tokenizer']} | {r['tokens']:,} | {_cell(r['tokens_per_word'], 3)} | "
+                     f"{r['chars_per_token']:.3f} | {r['bytes_per_token']:.3f} | {_cell(r['parity'], 3)} |")
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -166,27 +220,41 @@ def _plot(rows: Sequence[dict[str, Any]], curve: Sequence[dict[str, Any]], targe
     import matplotlib.pyplot as plt
 
     plot_dir.mkdir(parents=True, exist_ok=True)
+    _plot_curve(plt, curve, target, plot_dir / "tokens_per_word_curve.png")
+    _plot_bars(plt, rows, plot_dir / "efficiency.png")
+
+
+def _plot_curve(plt: Any, curve: Sequence[dict[str, Any]], target: str, path: Path) -> None:
+    """Tokens per word against added tokens; tokens per character for a language without words."""
+    if all(c["tokens_per_word"] is not None for c in curve):
+        ys, unit = [c["tokens_per_word"] for c in curve], "word"
+    else:
+        ys, unit = [1 / c["chars_per_token"] for c in curve], "character"
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    ax.plot([c["added_tokens"] for c in curve], [c["tokens_per_word"] for c in curve], marker="o")
+    ax.plot([c["added_tokens"] for c in curve], ys, marker="o")
     ax.set_xlabel("added tokens (most frequent first)")
-    ax.set_ylabel(f"{target} tokens per word")
-    ax.set_title("Tokens per word against added tokens")
+    ax.set_ylabel(f"{target} tokens per {unit}")
+    ax.set_title(f"Tokens per {unit} against added tokens")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(plot_dir / "tokens_per_word_curve.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def _plot_bars(plt: Any, rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Base and merged bars per text; a text without words has no tokens-per-word bar (NaN draws none)."""
     langs = sorted({r["language"] for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=110)
     for ax, key in zip(axes, ("tokens_per_word", "chars_per_token"), strict=True):
         for j, name in enumerate(("base", "merged")):
             vals = [next(r[key] for r in rows if r["language"] == lang and r["tokenizer"] == name) for lang in langs]
+            vals = [np.nan if v is None else v for v in vals]
             ax.bar(np.arange(len(langs)) + (j - 0.5) * 0.38, vals, width=0.38, label=name)
         ax.set_xticks(range(len(langs)), langs)
         ax.set_title(key.replace("_", " "))
         ax.legend()
     fig.tight_layout()
-    with atomic_path(plot_dir / "efficiency.png") as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
-

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from vocab_expansion import config as configlib
+from vocab_expansion import language
 from vocab_expansion.errors import ConfigError, exit_status
 
 
@@ -75,7 +76,7 @@ def run(a: argparse.Namespace) -> None:
     elif a.step == "tokenize":
         run_tokenize(a.source, a.model_dir, a.prefix, configlib.load(a.config)["seed"], a.threads, a.text_field)
     elif a.step == "pack":
-        cfg = configlib.load(a.config)
+        cfg = language.apply(configlib.load(a.config))
         run_pack(a.prefixes, a.model_dir, a.out_dir, PackConfig.from_config(cfg["training"]["data"], cfg["seed"]),
                  a.english)
     elif a.step == "plan":
@@ -92,7 +93,7 @@ def run(a: argparse.Namespace) -> None:
                     else RunConfig.from_config(None, configlib.subschema("seed")["default"], a.checkpoint_dir))
         train_stage(a.model_dir, a.data_dir, a.out_dir, spec, settings)
     else:
-        cfg = configlib.load(a.config)
+        cfg = language.apply(configlib.load(a.config))
         variants = Variants.from_config(cfg["training"])
         if a.stage not in variants.specs:
             raise ConfigError(f"no stage {a.stage!r} in training.stages")
@@ -105,7 +106,7 @@ def _sft(a: argparse.Namespace) -> None:
     from vocab_expansion.training.run_config import RunConfig
     from vocab_expansion.training.sft import run_sft_data, run_sft_phase
 
-    cfg = configlib.load(a.config)
+    cfg = language.apply(configlib.load(a.config))
     sft = cfg["sft"]
     if a.step == "sft-data":
         unknown = [p for p in a.phases if p not in sft["phases"]]

@@ -127,6 +127,13 @@ def hellaswag(data_paths: dict[str, str] | None = None, **_: Any) -> dict[str, A
     return _splits(folder, "hellaswag_local", _jsonl, (("test", "hellaswag_val"), ("validation", "hellaswag_train")))
 
 
+def jcommonsenseqa(data_paths: dict[str, str] | None = None, **_: Any) -> dict[str, Any]:
+    """JCommonsenseQA (JGLUE) in its original jsonl layout (``q_id, question, choice0..choice4, label``):
+    ``valid.jsonl`` is scored, ``train.jsonl`` gives the few-shot examples."""
+    folder = _path(data_paths, "jcommonsenseqa_local")
+    return _splits(folder, "jcommonsenseqa_local", _jsonl, (("test", "valid"), ("validation", "train")))
+
+
 def piqa(data_paths: dict[str, str] | None = None, **_: Any) -> dict[str, Any]:
     """PIQA in its original layout: ``valid.jsonl`` (goal, sol1, sol2) and ``valid-labels.lst``."""
     import datasets
