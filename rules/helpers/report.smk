@@ -17,9 +17,14 @@ def _template(wildcards):
     return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
 
 
+def _named(text):
+    """A template's text with ``{language}`` replaced by the language's name (no other brace is touched)."""
+    return text.replace("{language}", config["language"]["name"])
+
+
 def table_caption(wildcards):
     """The caption a table's template gives (shown under it in the report)."""
-    return _template(wildcards).get("caption", "")
+    return _named(_template(wildcards).get("caption", ""))
 
 
 def table_rows(wildcards):
@@ -42,7 +47,7 @@ def table_columns(wildcards):
     if cols == "all_tasks":
         cols = [{"label": name, "task": name} for name in EVAL_TASKS]
     cols = [c for c in cols if "task" not in c or c["task"] in EVAL_TASKS]
-    return {"columns": cols, "title": t.get("title", wildcards.table), "scale": t.get("scale", 1),
+    return {"columns": cols, "title": _named(t.get("title", wildcards.table)), "scale": t.get("scale", 1),
             "digits": t.get("digits", 2)}
 
 

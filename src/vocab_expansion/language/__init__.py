@@ -103,12 +103,12 @@ def resolve(values: Mapping[str, Any] | None, root: str | Path | None = None) ->
     working directory); they stay relative when the working directory is the root.
     """
     block = configlib.section("language", values)
-    preset = load_preset(block.pop("preset"))
-    shipped = Path(str(values.get("preset", "ko")) if values else "ko").suffix == ""
-    if shipped:
+    name = block.pop("preset")
+    preset = load_preset(name)
+    if name in PRESETS:  # a shipped preset's paths are the project's
         preset = {k: (_project_paths(v, root) if k in PATH_KEYS else v) for k, v in preset.items()}
-    merged = configlib.section("language", {**preset, **{k: v for k, v in block.items() if k in (values or {})}})
-    merged.pop("preset")
+    merged = configlib.section("language", {**preset, **{k: v for k, v in block.items() if k in (values or {})},
+                                            "preset": name})
     for script in merged["scripts"]:
         try:
             regex.compile(rf"\p{{Script={script}}}")
@@ -146,7 +146,7 @@ def apply(config: dict[str, Any], root: str | Path | None = None) -> dict[str, A
     the language gives is an error naming both.
     """
     lang = resolve(config.get("language"), root)
-    config["language"] = {"preset": (config.get("language") or {}).get("preset", "ko"), **copy.deepcopy(lang)}
+    config["language"] = copy.deepcopy(lang)
     fills = [(("corpus", "kenlm", "reference"), lang["reference"] or None),
              (("tokenizer", "eval_texts"), lang["texts"] or None),
              (("eval", "texts"), lang["texts"] or None),
