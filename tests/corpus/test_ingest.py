@@ -144,8 +144,8 @@ def test_source_defaults_come_from_the_schema_and_bad_keys_are_named():
 def test_cli_reports_error_without_traceback(tmp_path):
     data = write_jsonl(tmp_path / "in.jsonl", [{"body": "x"}])
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"corpus:\n  sources: [{{name: t, path: '{data}'}}]\n  kenlm: {{reference: [x]}}\n",
-                   encoding="utf-8")
+    cfg.write_text(f"language: {{preset: ko}}\ncorpus:\n  sources: [{{name: t, path: '{data}'}}]\n"
+                   "  kenlm: {reference: [x]}\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "vocab_expansion.corpus", "ingest", "--config", str(cfg),
                            "--source", "t", str(data), str(tmp_path / "o"), str(tmp_path / "r")],
                           capture_output=True, text=True)
