@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from vocab_expansion.corpus.filters import Document, check
-from vocab_expansion.corpus.heuristics import HeuristicsConfig, nonspace_characters
+from vocab_expansion.corpus.heuristics import HeuristicsConfig
 from vocab_expansion.language import Language
-from vocab_expansion.language.words import splitter
+from vocab_expansion.language.words import nonspace_characters, splitter
 
 JA = Language.from_config({"preset": "ja"})
 ZH = Language.from_config({"preset": "zh"})

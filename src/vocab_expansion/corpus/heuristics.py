@@ -49,17 +49,9 @@ _SEPARATOR = r"[\s,;·/|~()\[\]\-–—]*"
 _SPACES_RE = regex.compile(r"[ \t]{2,}")
 _LETTER_RE = regex.compile(r"\p{L}")
 _DIGIT_RE = regex.compile(r"\d")
-_NONSPACE_RE = regex.compile(r"(?!\s)\X")  # a grapheme cluster: a Thai consonant with its vowel and tone marks
 
 Split = Callable[[str], list[str]]
 """A text -> its units (words, or characters): what :meth:`Document.words` caches per text."""
-
-
-def nonspace_characters(text: str) -> list[str]:
-    """The characters (grapheme clusters, UAX #29) of ``text`` that are not whitespace: the n-gram units of a
-    language without words. Clusters, not code points: a Thai syllable's combining vowel and tone marks stay with
-    its consonant, so n characters span about as much text as in Chinese."""
-    return _NONSPACE_RE.findall(text)
 
 
 REGISTRY: dict[str, Callable[..., DocFilter]] = {}
@@ -189,7 +181,7 @@ class RepetitionFilter:
     dup_ngram_max_frac: dict[int, float | None]
     char_run_min: int
     max_char_run_frac: float | None
-    units: Split  # the language's words (language.words), or nonspace_characters where it has none
+    units: Split  # the language's words (language.words), or wordslib.nonspace_characters where it has none
     char_run_re: regex.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -285,7 +277,7 @@ class HeuristicsConfig:
         # what the language decides is not a key of the filters' corpus.filters entries
         lang = self.language
         split = wordslib.splitter(lang.words)
-        units = split if wordslib.has_words(lang.words) else nonspace_characters
+        units = split if wordslib.has_words(lang.words) else wordslib.nonspace_characters
         extra = {"length": {"split": split},
                  "script": {"letters": lang.letter_class, "name": "+".join(lang.scripts)},
                  "repetition": {"units": units}}

@@ -174,5 +174,4 @@ def _get(config: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return node
 
 
-
 __all__ = ["KEYS", "PRESETS", "Language", "apply", "letter_class", "load_preset", "resolve"]

@@ -23,6 +23,7 @@ from vocab_expansion.errors import ConfigError
 KINDS = ("whitespace", "characters", "mecab")
 _WORD_CHAR = regex.compile(r"[\p{L}\p{M}\p{N}]")
 _CHARACTER = regex.compile(r"(?=[\p{L}\p{N}])\X")  # a grapheme cluster that starts with a letter or digit
+_NONSPACE = regex.compile(r"(?!\s)\X")  # any grapheme cluster but whitespace
 
 
 def has_words(kind: str) -> bool:
@@ -54,6 +55,9 @@ def mecab_tagger() -> Any:  # a fugashi.Tagger (imported lazily: only Japanese n
     return fugashi.Tagger()
 
 
-def count(kind: str, text: str) -> int:
-    """Number of words of ``text``."""
-    return len(splitter(kind)(text))
+def nonspace_characters(text: str) -> list[str]:
+    """The characters (grapheme clusters, UAX #29) of ``text`` that are not whitespace, punctuation included:
+    the n-gram units of the repetition rules in a language without words. Clusters, not code points: a Thai
+    syllable's combining vowel and tone marks stay with its consonant, so n characters span about as much
+    text as in Chinese."""
+    return _NONSPACE.findall(text)
