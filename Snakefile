@@ -19,6 +19,7 @@ include: "rules/tokenizer.smk"
 include: "rules/training.smk"
 include: "rules/eval.smk"
 include: "rules/report.smk"
+include: "rules/ablation.smk"
 
 
 rule all:
@@ -30,4 +31,5 @@ rule all:
         sft_targets(),
         eval_targets(),
         report_targets(),
+        init_ablation_targets(),
     default_target: True

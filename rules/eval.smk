@@ -37,12 +37,14 @@ rule eval_intrinsic:
         model=checkpoint_model_input,
         texts=list(config["eval"]["texts"].values()),
         prompts=generation_prompts(),
+        base=base_model_input(),  # the English KL from the base (kl_from_base in intrinsic.json)
     output:
         metrics=paths.eval_file("intrinsic.json"),
         speed=paths.eval_file("generation.json"),
         samples=paths.eval_file("generation_samples.json"),
     params:
         model=checkpoint_model_param,
+        base=base_param,
         texts=config["eval"]["texts"],
         max_lines=config["eval"]["max_lines"],
         max_length=config["eval"]["max_length"],

@@ -29,6 +29,8 @@ rule model_expand:
     input:
         merged=paths.MERGED,
         base=base_model_input(),
+        text=paths.TOKENIZER_SAMPLE,  # target-language text for model.init.input focus and distill
+        eval_texts=list(config["eval"]["texts"].values()),  # the step-0 check (step0 in expansion.json)
     output:
         directory(paths.EXPANDED),
     params:
@@ -36,6 +38,9 @@ rule model_expand:
         init=config["model"]["init"],
         pad_to_multiple_of=config["tokenizer"]["merge"]["pad_to_multiple_of"],
         seed=config["seed"],
+        eval_texts=config["eval"]["texts"],
+        max_lines=config["eval"]["max_lines"],
+        max_length=config["eval"]["max_length"],
     conda:
         "../envs/model.yaml"
     log:

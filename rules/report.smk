@@ -7,6 +7,8 @@ include: "helpers/report.smk"
 
 rule report_table:
     localrule: True
+    wildcard_constraints:
+        table=r"(?!init_ablation\b)[A-Za-z0-9_]+",  # results/tables/init_ablation.* is report_init_ablation's
     input:
         template=table_template,
         results=table_inputs,

@@ -1,5 +1,5 @@
-# Tokenizer stage: tokenizer sample -> intermediate tokenizer -> new tokens selected by frequency to a
-# fixed point -> curated and merged into the base -> results/tokenizer/merged/ (a Hugging Face folder).
+# Tokenizer stage: tokenizer sample -> intermediate tokenizer -> new tokens selected and ranked
+# (tokenizer.select.method) -> curated, fitted to the budget and merged into the base -> results/tokenizer/merged/.
 
 
 include: "helpers/tokenizer.smk"
@@ -70,6 +70,7 @@ rule tokenizer_merge:
         curation=config["tokenizer"]["curation"],
         language=config["language"],
         merge=config["tokenizer"]["merge"],
+        max_entries=config["tokenizer"]["select"]["max_entries"],
         count_on=COUNT_ON,
     conda:
         "../envs/tokenizer.yaml"
@@ -116,3 +117,38 @@ rule tokenizer_report:
         **rule_resources(config["tokenizer"]["resources"]),
     script:
         "../scripts/tokenizer_report.py"
+
+
+rule tokenizer_compare:
+    input:
+        texts=COUNTED_TEXTS,
+        intermediate=paths.INTERMEDIATE,
+        heldout=list(config["tokenizer"]["eval_texts"].values()),
+        base=base_model_input(),
+    output:
+        table=report(f"{paths.TOKENIZER_REPORT}/compare.tsv", caption="../report/tokenizer_compare.rst", category="Tokenizer"),
+        markdown=f"{paths.TOKENIZER_REPORT}/compare.md",
+        plot=report(
+            paths.plot("tokenizer", "selection_methods"),
+            caption="../report/tokenizer_compare.rst",
+            category="Tokenizer",
+        ),
+    params:
+        base=base_param,
+        select=config["tokenizer"]["select"],
+        compare=config["tokenizer"]["compare"],
+        heldout=config["tokenizer"]["eval_texts"],
+        language=config["language"],
+        priority=config["tokenizer"]["merge"]["priority"],
+        count_on=COUNT_ON,
+    conda:
+        "../envs/tokenizer.yaml"
+    log:
+        paths.log("tokenizer_compare"),
+    benchmark:
+        paths.benchmark("tokenizer_compare"),
+    threads: config["tokenizer"]["resources"]["cpus"]
+    resources:
+        **rule_resources(config["tokenizer"]["resources"]),
+    script:
+        "../scripts/tokenizer_compare.py"

@@ -11,4 +11,4 @@ with log_to(snakemake.log[0]):
     curation = CurationConfig.from_config(p.curation, Language.from_config(p.language))
     run_merge(p.base, snakemake.input.candidates, curation,
               MergeConfig.from_config(p.merge), None if corpus else str(texts), out.merged, out.new_tokens, out.info,
-              shards=list(texts) if corpus else None, workers=snakemake.threads)
+              max_entries=p.max_entries, shards=list(texts) if corpus else None, workers=snakemake.threads)

@@ -1,4 +1,4 @@
-"""Snakemake entry point: select new tokens by frequency to a fixed point."""
+"""Snakemake entry point: select and rank new tokens (tokenizer.select.method)."""
 from vocab_expansion.language import Language
 from vocab_expansion.logs import log_to
 from vocab_expansion.tokenizer.select import SelectConfig

@@ -100,6 +100,10 @@ def demo_run(shared, tmp_path_factory):
     # two threads a stage, as the SLURM test's rebuild asks for: torch's CPU sums depend on the thread count,
     # so a stage rebuilt on another count of CPUs is not the same bytes
     training["resources"]["cpus"] = 2
+    # no init ablation in `all`: the rerun tests count the jobs of the workflow without it, and
+    # tests/training/test_ablation.py turns it on over this run (an overlay config)
+    config["init_ablation"]["pairs"] = []
+    config["tokenizer"]["compare"]["methods"] = []  # the same for the selection comparison (tests/tokenizer)
     _lean_sft_and_eval(config, shared, workdir)
     write_config(workdir, config)
     snakemake(workdir, "-q")

@@ -6,8 +6,9 @@ def curation_files():
 
 
 def tokenizer_targets():
-    """Final outputs of the tokenizer stage."""
-    return [paths.MERGED, f"{paths.TOKENIZER_REPORT}/summary.json"]
+    """Final outputs of the tokenizer stage (the selection comparison when tokenizer.compare names methods)."""
+    compare = [f"{paths.TOKENIZER_REPORT}/compare.tsv"] if config["tokenizer"]["compare"]["methods"] else []
+    return [paths.MERGED, f"{paths.TOKENIZER_REPORT}/summary.json", *compare]
 
 
 # What tokenizer_select and tokenizer_merge count tokens on (tokenizer.select.count_on): every filtered

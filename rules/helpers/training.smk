@@ -1,9 +1,17 @@
 # Helpers of the training rules (rules/training.smk): input functions, params, targets.
+from vocab_expansion.training.ablation import InitAblation
 from vocab_expansion.training.sft import sft_variants
 from vocab_expansion.training.tokens import SUFFIXES as TOKEN_SUFFIXES
 from vocab_expansion.training.variants import Variants
 
 VARIANTS = Variants.from_config(config["training"])
+# The init ablation's pairs as variants of their own: training_stage builds their stages (STAGE_VARIANTS), while
+# every other target, table and plot lists VARIANTS alone (rules/ablation.smk gathers the ablation's outputs).
+try:
+    ABLATION = InitAblation.from_config(config["init_ablation"], config["model"]["init"], VARIANTS)
+except ConfigError as exc:
+    raise WorkflowError(f"config: {exc}") from None
+STAGE_VARIANTS = ABLATION.variants
 SFT = sft_variants(config["sft"])
 
 
@@ -37,18 +45,18 @@ def pack_replay_files(wildcards):
 
 def _stage_n(wildcards):
     n = int(wildcards.n)
-    owner = VARIANTS.owner(wildcards.variant, n)
+    owner = STAGE_VARIANTS.owner(wildcards.variant, n)
     if owner != wildcards.variant:
-        raise WorkflowError(f"stage {n} of {wildcards.variant} is shared: it is built as {VARIANTS.stage_dir(owner, n)}")
+        raise WorkflowError(f"stage {n} of {wildcards.variant} is shared: it is built as {STAGE_VARIANTS.stage_dir(owner, n)}")
     return n
 
 
 def stage_model_param(wildcards):
-    """The checkpoint a stage starts from: the previous stage, or the expanded (or base) model."""
+    """The checkpoint a stage starts from: the previous stage, or the variant's expanded model (or the base)."""
     n = _stage_n(wildcards)
     if n > 1:
-        return VARIANTS.stage_dir(wildcards.variant, n - 1)
-    return paths.EXPANDED if VARIANTS.expand[wildcards.variant] else base_model_path()
+        return STAGE_VARIANTS.stage_dir(wildcards.variant, n - 1)
+    return STAGE_VARIANTS.start(wildcards.variant) or base_model_path()
 
 
 def stage_model_input(wildcards):
@@ -58,12 +66,12 @@ def stage_model_input(wildcards):
 
 def stage_data(wildcards):
     """The packed data of the variant's tokenizer."""
-    return paths.fill(paths.PACKED, tokenizer="expanded" if VARIANTS.expand[wildcards.variant] else "base")
+    return paths.fill(paths.PACKED, tokenizer="expanded" if STAGE_VARIANTS.expand[wildcards.variant] else "base")
 
 
 def stage_spec(wildcards):
     """The stage's settings (defaults merged), as a params entry: a changed knob reruns this stage on."""
-    return VARIANTS.spec(wildcards.variant, _stage_n(wildcards)).to_dict()
+    return STAGE_VARIANTS.spec(wildcards.variant, _stage_n(wildcards)).to_dict()
 
 
 def variant_stage_dirs(wildcards):
@@ -73,7 +81,7 @@ def variant_stage_dirs(wildcards):
 
 def stage_resources(wildcards):
     """What a training stage asks a cluster for: training.resources with the stage's own overrides."""
-    return VARIANTS.stage_resources(wildcards.variant, _stage_n(wildcards))
+    return STAGE_VARIANTS.stage_resources(wildcards.variant, _stage_n(wildcards))
 
 
 def training_targets():

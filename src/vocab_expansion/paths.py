@@ -67,6 +67,7 @@ MODELS = f"{RESULTS}/models"
 DEMO_BASE = f"{MODELS}/base"
 EXPANDED = f"{MODELS}/expanded"
 STAGE = f"{MODELS}/{{variant}}/stage{{n}}"
+INIT_EXPANDED = f"{MODELS}/{{variant}}/expanded"  # an init ablation variant's own expanded model (init_<in>_<out>)
 SFT_PHASE = f"{MODELS}/sft/{{sft}}/phase{{k}}"
 STAGE_CHECKPOINTS = f"{RESULTS}/checkpoints/{{variant}}/stage{{n}}"
 SFT_CHECKPOINTS = f"{RESULTS}/checkpoints/sft/{{sft}}/phase{{k}}"
@@ -107,6 +108,8 @@ TABLE = f"{TABLES}/{{table}}"  # a prefix: .md, .csv and .tex
 TRAINING_PLOT = f"{PLOTS}/training/{{variant}}.png"
 TRAINING_TABLE = f"{TABLES}/training/{{variant}}.tsv"
 TOKENIZATION_VIEW = f"{RESULTS}/report/tokenization.html"
+INIT_ABLATION_TABLE = f"{TABLES}/init_ablation"  # a prefix: .tsv and .md
+INIT_ABLATION_PLOT = f"{PLOTS}/init_ablation.png"
 
 
 def plot(step: str, name: str) -> str:

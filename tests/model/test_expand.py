@@ -67,5 +67,5 @@ def test_expansion(tiny_case, family, output_init, tmp_path):
 def test_bad_output_init():
     with pytest.raises(ConfigError, match=r"model\.init\.output: 'zero' is not one of"):
         ExpandConfig.from_config({"output": "zero"}, pad_to_multiple_of=64, seed=0)
-    with pytest.raises(ConfigError, match=r"model\.init\.output must be one of first, mean, random"):
+    with pytest.raises(ConfigError, match=r"model\.init\.output must be one of first, mean, mean_all, random"):
         ExpandConfig(input_init="mean", output_init="zero", pad_to_multiple_of=64, seed=0)

@@ -1,20 +1,33 @@
 """The initialisation registries: the schema's enums list exactly the registered inits, the README's toy init
-works as written, random rows are seeded draws, and tokens without base pieces take the mean of the old rows."""
+works as written, random and mean_all rows are what they say (seeded draws, the mean of every old row), and
+tokens without base pieces take the mean of the old rows. focus and distill: test_focus.py, test_distill.py."""
 
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 
 import pytest
 import torch
 
+from tests.families import FAMILIES
 from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
-from vocab_expansion.model.expand import INPUT_INITS, OUTPUT_INITS, ExpandConfig, InitRows, expand_embeddings, register
+from vocab_expansion.model.expand import (
+    INPUT_INITS,
+    OUTPUT_INITS,
+    ExpandConfig,
+    InitRows,
+    expand_checkpoint,
+    expand_embeddings,
+    register,
+)
+from vocab_expansion.model.inits import INIT_OPTIONS
 
 REGISTRIES = {"input": INPUT_INITS, "output": OUTPUT_INITS}
 # step 2 of the README example: the name added to the enum of model.init.output
-README_ENUM = ("enum: [first, mean, random]", "enum: [first, mean, random, zeros]")
+README_ENUM = ("enum: [first, mean, random, mean_all]", "enum: [first, mean, random, mean_all, zeros]")
 
 
 def unlisted() -> dict[str, set[str]]:
@@ -125,3 +138,73 @@ def test_tokens_without_pieces_take_the_mean_of_the_old_rows(tiny_case, output_i
             assert torch.equal(new.weight[row], old.weight.mean(dim=0))
     bias, ref_bias = case.model.get_output_embeddings().bias, ref.get_output_embeddings().bias
     assert torch.equal(bias[n_old], ref_bias.mean()) and torch.equal(bias[last], ref_bias.mean())
+
+
+def test_random_input_rows_are_seeded_draws_of_their_own(tiny_case):
+    """Input rows draw from seed + 1: random input and output rows are two draws, not one copied."""
+    case = tiny_case("llama")
+    ref = copy.deepcopy(case.model)
+    expand_embeddings(case.model, case.pieces, ExpandConfig.from_config({"input": "random", "output": "random"},
+                                                                        pad_to_multiple_of=None, seed=3))
+    n_old, n = case.base.size, len(case.pieces)
+    old = ref.get_input_embeddings().weight
+    gen = torch.Generator().manual_seed(4)
+    want = torch.stack([torch.randn(old.shape[1], generator=gen) * old.std() for _ in range(n)])
+    w_in, w_out = case.model.get_input_embeddings().weight, case.model.get_output_embeddings().weight
+    assert torch.equal(w_in[n_old:], want) and torch.equal(w_in[:n_old], old)
+    assert not torch.equal(w_in[n_old:], w_out[n_old:])
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_mean_all_rows_are_the_mean_of_every_old_row(tiny_case, noise):
+    case = tiny_case("phi")  # phi: the bias takes the mean old bias, never noise
+    ref = copy.deepcopy(case.model).get_output_embeddings()
+    cfg = ExpandConfig.from_config({"output": "mean_all", "noise": noise}, pad_to_multiple_of=None, seed=5)
+    expand_embeddings(case.model, case.pieces, cfg)
+    n_old, n = case.base.size, len(case.pieces)
+    head, old = case.model.get_output_embeddings(), ref.weight
+    want = old.mean(dim=0).expand(n, -1)
+    if noise:
+        gen = torch.Generator().manual_seed(5)
+        want = want + torch.stack([torch.randn(old.shape[1], generator=gen) * (noise * old.std()) for _ in range(n)])
+    assert torch.equal(head.weight[n_old:], want)
+    assert torch.equal(head.weight[:n_old], old) and torch.equal(head.bias[:n_old], ref.bias)
+    assert torch.equal(head.bias[n_old:], ref.bias.mean().repeat(n))
+    assert cfg.record() == {"input_init": "mean", "output_init": "mean_all", "init_options": {"noise": noise}}
+
+
+def test_expansion_records_each_init_and_the_keys_it_reads():
+    for name, keys in INIT_OPTIONS.items():
+        assert set(keys) <= set(configlib.section("model.init")), name
+    cfg = ExpandConfig.from_config({"input": "distill", "output": "first", "distill": {"steps": 1}},
+                                   pad_to_multiple_of=None, seed=0)
+    rec = cfg.record()
+    assert rec["input_init"] == "distill" and rec["output_init"] == "first"
+    assert list(rec["init_options"]) == ["distill"] and rec["init_options"]["distill"]["steps"] == 1
+    assert ExpandConfig("focus", "mean_all", None, 0).record()["init_options"] == {
+        "focus": configlib.section("model.init")["focus"], "noise": 0.0}
+
+
+@pytest.mark.parametrize("init", ["focus", "distill"])
+def test_inits_that_read_text_say_so_without_a_context(tiny_case, init):
+    case = tiny_case("llama")
+    with pytest.raises(ConfigError, match=rf"model\.init {init} needs"):
+        expand_embeddings(case.model, case.pieces, ExpandConfig.from_config({"input": init}, pad_to_multiple_of=None,
+                                                                            seed=0))
+
+
+def test_expand_checkpoint_gives_focus_the_text_and_records_it(text_case, shared, tmp_path):
+    tc = text_case("llama")
+    base_dir = tmp_path / "base"
+    tc.case.model.save_pretrained(base_dir)
+    shutil.copytree(shared / "tokenizers" / FAMILIES["llama"][2], base_dir, dirs_exist_ok=True)
+    init = {"input": "focus", "output": "mean_all", "focus": {"min_count": 1, "vector_size": 8}}
+    cfg = ExpandConfig.from_config(init, pad_to_multiple_of=64, seed=0)
+    with pytest.raises(ConfigError, match=r"model\.init focus needs target-language text"):
+        expand_checkpoint(str(base_dir), str(tmp_path / "llama"), str(tmp_path / "no-text"), cfg)
+    info = expand_checkpoint(str(base_dir), str(tmp_path / "llama"), str(tmp_path / "out"), cfg, text=tc.text)
+    record = json.loads((tmp_path / "out" / "expansion.json").read_text())
+    assert {k: record[k] for k in info} == info
+    assert record["input_init"] == "focus" and record["output_init"] == "mean_all"
+    assert record["init_options"] == {"focus": {**configlib.section("model.init")["focus"], "min_count": 1,
+                                                "vector_size": 8}, "noise": 0.0}

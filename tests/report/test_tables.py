@@ -125,7 +125,8 @@ def test_the_shipped_efficiency_template_keeps_korean_labels(tmp_path):
     labels = [f"{g} {c}".strip() for g, c in df.columns]
     assert labels == ["Tokenizer vocab", "Tokenizer ko tokens/word", "Tokenizer ko chars/token",
                       "Tokenizer en tokens/word", "Bits per byte ko", "Bits per byte en", "Generation ko chars/s",
-                      "Generation tokens/ko char", "Tokenizer ko bytes/token", "Tokenizer parity (ko/en)"]
+                      "Generation tokens/ko char", "Tokenizer ko bytes/token", "Tokenizer parity (ko/en)",
+                      "Divergence KL from base (en)"]
 
 
 def test_tokenization_view(shared, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from vocab_expansion.language import Language
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, train_intermediate
 from vocab_expansion.tokenizer.merge import MergePlan, plan_merge, save_merged
-from vocab_expansion.tokenizer.select import SelectConfig, Selection, merge_order, select_tokens
+from vocab_expansion.tokenizer.methods import fit_budget, select
+from vocab_expansion.tokenizer.select import SelectConfig, Selection, merge_order
 
 BASES = ["llama2", "mistral", "mistral_v03", "gpt2", "phi2", "llama3", "qwen2"]
 SENTENCEPIECE_BASES = ["llama2", "mistral", "mistral_v03"]
@@ -32,6 +34,7 @@ class Learned:
     plan: MergePlan
     folder: Path
     sample: list[str]
+    method: str = "eeve"
 
 
 @pytest.fixture(scope="session")
@@ -47,25 +50,44 @@ def reviews(shared, tmp_path_factory) -> tuple[Path, list[str]]:
     return path, lines
 
 
-_CACHE: dict[str, Learned] = {}
+_CACHE: dict[tuple[str, str], Learned] = {}
+OTHER_METHODS_BUDGET = 1500  # gain and continued_bpe: the best-ranked tokens that fit this many entries
+OTHER_METHODS_DOCS = 5000  # ... learned on the first reviews only (continued BPE over bytes is Python-slow)
+_INTERMEDIATE: dict[str, list[str]] = {}
 
 
 @pytest.fixture(scope="session")
 def learn(shared, reviews, tmp_path_factory):
-    """learn(name) -> Learned, computed once per base tokenizer and session."""
+    """learn(name, method="eeve") -> Learned, computed once per base tokenizer, method and session.
 
-    def _learn(name: str) -> Learned:
-        if name not in _CACHE:
+    ``eeve`` keeps everything its threshold keeps (the workflow's default); the other methods select on
+    the first reviews and keep their best-ranked tokens within a budget, as ``max_entries`` does."""
+
+    def _learn(name: str, method: str = "eeve") -> Learned:
+        if (name, method) not in _CACHE:
             vocab, min_count = SETTINGS.get(name, DEFAULT_SETTINGS)
             base = BaseTokenizer.load(str(shared / "tokenizers" / name))
-            work = tmp_path_factory.mktemp(f"tok_{name}")
-            inter = intermediate_surfaces(base.kind, train_intermediate(base, reviews[0], work / "inter", vocab))
-            cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None},
+            work = tmp_path_factory.mktemp(f"tok_{name}_{method}")
+            if name not in _INTERMEDIATE and method != "continued_bpe":  # continued BPE does not read it
+                path = train_intermediate(base, reviews[0], work / "inter", vocab)
+                _INTERMEDIATE[name] = intermediate_surfaces(base.kind, path)
+            inter = _INTERMEDIATE.get(name, [])
+            if method != "eeve":  # a tenth of the texts: a lower threshold
+                min_count = 5
+            cfg = SelectConfig.from_config({"min_count": min_count, "min_per_million": None, "method": method},
                                            language=Language.from_config({"preset": "ko"}), priority="below")
-            sel = select_tokens(base, inter, reviews[1], cfg)
-            plan = plan_merge(base, merge_order(sel.kept()))
+            if method == "eeve":
+                sample = reviews[1]
+                sel = select(base, inter, sample, cfg)
+                kept = sel.kept()
+            else:
+                sample = reviews[1][:OTHER_METHODS_DOCS]
+                sel = select(base, inter, sample, dataclasses.replace(cfg, max_entries=OTHER_METHODS_BUDGET))
+                ranked = sorted((d for d in sel.decisions if d.decision == "kept"), key=lambda d: d.rank)
+                kept = fit_budget(base, [d.surface for d in ranked], OTHER_METHODS_BUDGET)
+            plan = plan_merge(base, merge_order(kept))
             save_merged(base, plan, work / "merged")
-            _CACHE[name] = Learned(name, base, sel, plan, work / "merged", reviews[1])
-        return _CACHE[name]
+            _CACHE[name, method] = Learned(name, base, sel, plan, work / "merged", sample, method)
+        return _CACHE[name, method]
 
     return _learn

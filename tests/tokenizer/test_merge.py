@@ -21,9 +21,15 @@ MIXED = ["안녕하세요, 오늘은 날씨가 좋네요", "Hello world! 영화�
          "naïve café — “quotes”"]
 
 
-@pytest.fixture(params=BASES, scope="module")
+# every base with the workflow's default method; the other methods (slow: each selects again) on every base too
+CASES = [(name, "eeve") for name in BASES] + [
+    pytest.param((name, method), marks=pytest.mark.slow, id=f"{name}-{method}")
+    for method in ("gain", "continued_bpe") for name in BASES]
+
+
+@pytest.fixture(params=CASES, scope="module", ids=lambda c: f"{c[0]}-{c[1]}" if isinstance(c, tuple) else None)
 def learned(request, learn):
-    return learn(request.param)
+    return learn(*request.param)
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +62,14 @@ def test_save_reload_round_trip(learned, merged, tmp_path):
         assert again.encode(text) == merged.encode(text)
 
 
+@pytest.mark.parametrize("method", ["eeve", *(pytest.param(m, marks=pytest.mark.slow)
+                                              for m in ("gain", "continued_bpe"))])
 @pytest.mark.parametrize("name", SENTENCEPIECE_BASES)
-def test_sentencepiece_slow_fast_and_spm_agree(name, learn):
+def test_sentencepiece_slow_fast_and_spm_agree(name, method, learn):
     import sentencepiece as spm
     from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
 
-    learned = learn(name)
+    learned = learn(name, method)
     merged = AutoTokenizer.from_pretrained(learned.folder)
     slow = SentencePieceBackend.from_pretrained(learned.folder)
     sp = spm.SentencePieceProcessor(model_file=str(learned.folder / "tokenizer.model"))
@@ -75,6 +83,8 @@ def test_english_encodes_identically(learned, merged, shared):
     texts = read_lines(shared / "parallel" / "koen_news_dev.en")
     for path in sorted((shared / "english").glob("*.jsonl")):
         texts += [json.loads(x)["text"] for x in path.read_text(encoding="utf-8").splitlines()]
+    if learned.method != "eeve":  # the same check on the first 3,000 texts: the suite's time
+        texts = texts[:3000]
     assert base(texts, add_special_tokens=False)["input_ids"] == merged(texts, add_special_tokens=False)["input_ids"]
 
 
@@ -132,4 +142,6 @@ def test_korean_tokens_per_word_fall(learned, merged, shared):
     print(f"\n{learned.name}: {n_new} new tokens (+{len(learned.plan.entries) - n_new} intermediate), "
           f"Korean tokens/word {before:.3f} -> {after:.3f} ({100 * cut:.1f}% fewer)")
     required = {"llama2": 0.50, "gpt2": 0.50, "llama3": 0.15}.get(learned.name, 0.10)
+    if learned.method != "eeve":  # 1,500 entries learned on the first 5,000 reviews, not all above a threshold
+        required = {"llama2": 0.35, "gpt2": 0.30, "llama3": 0.01}.get(learned.name, 0.01)
     assert cut >= required

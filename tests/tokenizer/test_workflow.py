@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.workflow import AFTER_EEVE, dry_run_jobs, write_config
+from tests.workflow import AFTER_EEVE, dry_run_jobs, snakemake, write_config
 from vocab_expansion import paths
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def test_merged_tokenizer_and_report(demo_run):
     assert summary["tokens_per_word_change"]["en"] == 0
     assert summary["tokens_per_word_change"]["ko"] < -0.5
     header = (workdir / paths.NEW_TOKENS).read_text(encoding="utf-8").splitlines()[0]
-    assert header.split("\t") == ["token", "frequency", "iteration", "decision", "reason", "origin"]
+    assert header.split("\t") == ["token", "frequency", "iteration", "decision", "reason", "origin", "rank"]
 
 
 def test_threshold_reruns_selection_merge_and_after_not_intermediate(demo_run):
@@ -53,3 +53,27 @@ def test_editing_curation_reruns_only_merge_and_after(demo_run):
     assert jobs == {"all": 1, "tokenizer_merge": 1, "tokenizer_report": 1, "model_expand": 1, "training_tokenize": 4,
                     "training_tokenize_english": 1, "training_pack": 1,
                     "training_stage": 11, "training_plot": 3, "report_tokenization": 1, **AFTER_EEVE}, jobs
+
+
+def test_selection_comparison_and_a_budget_on_the_finished_demo(demo_run):
+    workdir, config = demo_run
+    changed = copy.deepcopy(config)
+    methods = [{"method": "eeve"}, {"method": "continued_bpe", "weighting": "types"}]
+    changed["tokenizer"]["compare"] = {"methods": methods, "budgets": [200, 500]}
+    path = str(write_config(workdir, changed, "compare.yaml"))
+    table = f"{paths.TOKENIZER_REPORT}/compare.tsv"
+    # the comparison reads the sample and the intermediate tokenizer: one job, nothing upstream reruns
+    assert dry_run_jobs(workdir, "--configfile", path) == {"tokenizer_compare": 1, "all": 1}
+    snakemake(workdir, table, "-q", "--configfile", path)
+    lines = (workdir / table).read_text(encoding="utf-8").splitlines()
+    rows = [dict(zip(lines[0].split("\t"), x.split("\t"), strict=True)) for x in lines[1:]]
+    assert [(r["method"], r["budget"]) for r in rows] == [("base", "0"), ("eeve", "200"), ("eeve", "500"),
+                                                          ("continued_bpe (types)", "200"),
+                                                          ("continued_bpe (types)", "500")]
+    assert all(int(r["entries"]) <= int(r["budget"]) for r in rows[1:])
+    assert (workdir / paths.plot("tokenizer", "selection_methods")).stat().st_size > 0
+    # a budget: the merge keeps the best-ranked tokens that fit, and the tokenizer is that much smaller
+    budget = copy.deepcopy(changed)
+    budget["tokenizer"]["select"]["max_entries"] = 1000
+    jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, budget, "budget.yaml")))
+    assert {"tokenizer_merge", "model_expand"} <= set(jobs) and "tokenizer_intermediate" not in jobs

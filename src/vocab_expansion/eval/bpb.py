@@ -29,22 +29,31 @@ def rolling_windows(ids: Sequence[int], start: int, window: int) -> Iterator[tup
         prev = chunk[-1]
 
 
-@torch.no_grad()
-def text_nll(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int = 1024,
-             batch_size: int = 8) -> dict[str, float]:
-    """Summed negative log-likelihood (nats) of ``texts``, with token and UTF-8 byte counts and bits per byte."""
+def start_token(tokenizer: Any) -> int:
+    """The id every text is scored after: the tokenizer's BOS, or its EOS when it has no BOS."""
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if start is None:
         raise InputError("the tokenizer has neither a BOS nor an EOS token to start a text with")
-    device = next(model.parameters()).device
+    return start
+
+
+def scoring_window(model: Any, max_length: int) -> int:
+    """``max_length`` capped by the model's own window (``max_position_embeddings``)."""
+    return min(max_length, int(getattr(model.config, "max_position_embeddings", max_length) or max_length))
+
+
+def text_windows(encoded: Sequence[Sequence[int]], start: int, max_length: int) -> list[tuple[list[int], int]]:
+    """The rolling windows of every text's ids, sorted by length (similar lengths together: less padding)."""
     windows: list[tuple[list[int], int]] = []
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     for ids in encoded:
         windows.extend(rolling_windows(ids, start, max_length))
-    windows.sort(key=lambda w: len(w[0]))  # similar lengths together: less padding
-    nats = 0.0
-    was_training = model.training
-    model.eval()
+    windows.sort(key=lambda w: len(w[0]))
+    return windows
+
+
+def padded_batches(windows: Sequence[tuple[list[int], int]], batch_size: int,
+                   device: Any) -> Iterator[tuple[Sequence[tuple[list[int], int]], torch.Tensor, torch.Tensor]]:
+    """(windows, right-padded input ids, attention mask) per batch of ``batch_size`` windows, on ``device``."""
     for b in range(0, len(windows), batch_size):
         batch = windows[b:b + batch_size]
         width = max(len(w) for w, _ in batch)
@@ -53,12 +62,31 @@ def text_nll(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int =
         for k, (w, _) in enumerate(batch):
             ids[k, :len(w)] = torch.tensor(w)
             mask[k, :len(w)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        yield batch, ids.to(device), mask.to(device)
+
+
+def scored_slice(window: Sequence[int], scored: int) -> slice:
+    """The positions of a window whose next-token predictions are scored (the last ``scored`` targets)."""
+    return slice(len(window) - 1 - scored, len(window) - 1)
+
+
+@torch.no_grad()
+def text_nll(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int = 1024,
+             batch_size: int = 8) -> dict[str, float]:
+    """Summed negative log-likelihood (nats) of ``texts``, with token and UTF-8 byte counts and bits per byte."""
+    start = start_token(tokenizer)
+    device = next(model.parameters()).device
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    windows = text_windows(encoded, start, max_length)
+    nats = 0.0
+    was_training = model.training
+    model.eval()
+    for batch, ids, mask in padded_batches(windows, batch_size, device):
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        target = ids[:, 1:].to(device)
-        token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        token_lp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         for k, (w, scored) in enumerate(batch):
-            nats -= float(token_lp[k, len(w) - 1 - scored:len(w) - 1].double().sum())
+            nats -= float(token_lp[k, scored_slice(w, scored)].double().sum())
     model.train(was_training)
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     n_tokens = sum(len(x) for x in encoded)

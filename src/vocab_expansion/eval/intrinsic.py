@@ -6,6 +6,8 @@
   characters per token and bytes per token of the checkpoint's own tokenizer on the same text, and
   parity: its tokens of the target text over its tokens of the English text (Petrov et al. 2023), the
   measure that holds across languages.
+* KL divergence from the base on the English text (:mod:`.kl`): nats per token the checkpoint's next-token
+  distributions moved from the base's, new tokens' mass included (0 for the base itself).
 * Generation: greedy decoding of a fixed number of new tokens from a fixed prompt set; the target
   language's characters per second and tokens per target character. Texts are deterministic;
   the timings are measurements and go to their own file.
@@ -24,7 +26,8 @@ import regex
 
 from vocab_expansion import config as configlib
 from vocab_expansion.errors import InputError
-from vocab_expansion.eval.bpb import text_nll
+from vocab_expansion.eval.bpb import scoring_window, text_nll
+from vocab_expansion.eval.kl import kl_from_base
 from vocab_expansion.fileio import open_text, write_json
 from vocab_expansion.language import Language
 from vocab_expansion.tokenizer.metrics import efficiency, hf_encoder, parity, words_of
@@ -148,25 +151,48 @@ def generation_speed(model: Any, tok: Any, prompts: Sequence[str], max_new_token
     return speed, samples
 
 
+def english_kl(model: Any, tok: Any, base_model: str, model_dir: str, lines: Sequence[str],
+               window: int) -> float | None:
+    """KL from the base (nats per English token) of a loaded checkpoint; the base is loaded beside it (0 without
+    loading it when ``model_dir`` is the base). None when the tokenizers split the English text differently."""
+    if _same_model(base_model, model_dir):
+        base, base_tok = model, tok
+    else:
+        base, base_tok = load_model(base_model, str(next(model.parameters()).device))
+    kl = kl_from_base(base, base_tok, model, tok, lines, max_length=window)
+    if kl is not None:
+        log.info("KL from base (en): %.4f nats per token over %d tokens", kl["kl"], kl["tokens"])
+    return None if kl is None else kl["kl"]
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two model names (folders or hub ids) are the same model."""
+    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
+
+
 def run_intrinsic(model_dir: str, cfg: IntrinsicConfig, out_metrics: str, out_speed: str, out_samples: str, *,
-                  checkpoint: str = "") -> dict[str, Any]:
+                  checkpoint: str = "", base_model: str | None = None) -> dict[str, Any]:
     """Score ``model_dir`` on the held-out ``cfg.texts`` (language -> file) and time generation from
     ``cfg.prompts``; ``checkpoint`` labels the records.
 
     The metrics name the target language (``target``) and its ``parity``: tokens of its text over tokens of
-    the English text, by this checkpoint's tokenizer (None when ``cfg.texts`` lacks either side).
+    the English text, by this checkpoint's tokenizer (None when ``cfg.texts`` lacks either side). With a
+    ``base_model`` (folder or hub id) and an English text they hold ``kl_from_base: {en: nats per token}``
+    (:func:`english_kl`; the base is held in memory beside the checkpoint while it runs).
     """
     import torch
 
     torch.manual_seed(cfg.seed)
     model, tok = load_model(model_dir)
     max_length = cfg.max_length
-    window = min(max_length, int(getattr(model.config, "max_position_embeddings", max_length) or max_length))
+    window = scoring_window(model, max_length)
     lines = {lang: read_lines(path, cfg.max_lines) for lang, path in cfg.texts.items()}
     languages = language_metrics(model, tok, lines, window, language=cfg.language)
     metrics = {"checkpoint": checkpoint, "vocab": len(tok), "window": window, "languages": languages,
                "target": cfg.language.code,
                "parity": parity({lang: m["tokens"] for lang, m in languages.items()}, cfg.language.code)}
+    if base_model is not None and "en" in lines:
+        metrics["kl_from_base"] = {"en": english_kl(model, tok, base_model, model_dir, lines["en"], window)}
     write_json(out_metrics, metrics)
     speed: dict[str, Any] = {}
     samples: list[dict[str, str]] = []

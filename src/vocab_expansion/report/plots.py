@@ -13,7 +13,8 @@ from vocab_expansion.fileio import atomic_path, read_json
 from vocab_expansion.training.plot import read_log
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display; imported when a plot is drawn, not with this module)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,18 +23,19 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, out: str) -> None:
+def save_png(fig: Any, out: str) -> None:
+    """Write ``fig`` to ``out`` as PNG, atomically, with no Software tag: the same figure gives the same bytes."""
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def bpb_tradeoff(results: str | Path, checkpoints: Sequence[str], chains: Mapping[str, Sequence[str]], out: str, *,
                  target: str, other: str = "en") -> None:
     """Target-language (language.code) against English bits per byte per checkpoint, read from
     ``<results>/<checkpoint>/intrinsic.json``; each variant's chain joined by a line."""
-    plt = _pyplot()
+    plt = pyplot()
     points = {}
     for cid in checkpoints:
         langs = read_json(Path(results) / cid / "intrinsic.json")["languages"]
@@ -52,12 +54,12 @@ def bpb_tradeoff(results: str | Path, checkpoints: Sequence[str], chains: Mappin
     ax.set_title(f"Learning {target}, keeping {other}: bits per byte per checkpoint")
     if chains:
         ax.legend(fontsize=7)
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def variant_curves(stage_dirs: Mapping[str, Sequence[str]], out: str) -> None:
     """Validation bits per byte of every variant, stages end to end (bits per byte compare across tokenizers)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
     for k, (name, dirs) in enumerate(stage_dirs.items()):
         offset, xy = 0, []
@@ -72,12 +74,12 @@ def variant_curves(stage_dirs: Mapping[str, Sequence[str]], out: str) -> None:
     ax.set_ylabel("validation bits per byte")
     ax.set_title("Validation bits per byte of every variant, stage after stage")
     ax.legend(fontsize=8)
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def score_map(per_task_csv: str | Path, out: str) -> None:
     """A heat map of the per-task table (checkpoints x tasks, score %)."""
-    plt = _pyplot()
+    plt = pyplot()
     df = pd.read_csv(per_task_csv, index_col=0)
     fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(df.columns), 1.2 + 0.38 * len(df)), dpi=110)
     im = ax.imshow(df.to_numpy(dtype=float), cmap="viridis", aspect="auto")
@@ -90,4 +92,4 @@ def score_map(per_task_csv: str | Path, out: str) -> None:
                 ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white")
     fig.colorbar(im, ax=ax, label="score (%)")
     ax.set_title("Score per checkpoint and task")
-    _save(fig, out)
+    save_png(fig, out)

@@ -89,6 +89,7 @@ def run(a: argparse.Namespace) -> None:
         curation = CurationConfig.from_config(tok["curation"], Language.from_config(cfg["language"]))
         steps.run_merge(base, a.candidates_tsv, curation,
                         MergeConfig.from_config(tok["merge"]), a.sample, a.out_dir, a.new_tokens_tsv, a.info_json,
+                        max_entries=configlib.section("tokenizer.select", tok["select"])["max_entries"],
                         shards=_shards(a, tok["select"]["count_on"]), workers=a.workers or tok["resources"]["cpus"])
     elif a.step == "report":
         steps.run_report(base, a.merged_dir, a.new_tokens_tsv, tok["eval_texts"], Language.from_config(cfg["language"]),

@@ -226,6 +226,13 @@ class Counting:
             self._tmp.cleanup()
             self._tmp = None
 
+    def batches(self) -> Iterator[Sequence[str]]:
+        """The source's texts, a batch at a time, read in this process (what a word count walks)."""
+        src = self.source
+        if isinstance(src, Sample):
+            return list_batches(src.texts, src.batch_size)
+        return itertools.chain.from_iterable(shard_batches(p, src.batch_size) for p in src.shards)
+
     def chars(self) -> dict[str, int]:
         """How often each character occurs in the source."""
         src = self.source
@@ -245,11 +252,7 @@ class Counting:
         vocab_size = base.size + len(plan.entries)
         src = self.source
         if self._pool is None:
-            enc = load_merged(base, plan)
-            batches: Iterator[Sequence[str]] = (
-                list_batches(src.texts, src.batch_size) if isinstance(src, Sample)
-                else itertools.chain.from_iterable(shard_batches(p, src.batch_size) for p in src.shards))
-            counts, total = count_ids(enc, batches, vocab_size)
+            counts, total = count_ids(load_merged(base, plan), self.batches(), vocab_size)
         else:
             assert isinstance(src, Corpus) and self._tmp is not None
             self._written += 1  # a new file name per plan: a worker reloads when the name changes

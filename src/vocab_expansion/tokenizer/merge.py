@@ -88,7 +88,7 @@ class MergePlan:
         return [e for e in self.entries if e.role == "selected"]
 
 
-class _Planner:
+class Planner:
     """Incremental planning state shared by both kinds."""
 
     def __init__(self, base: BaseTokenizer, priority: str = "below"):
@@ -176,7 +176,7 @@ class _Planner:
 
 def base_pieces(base: BaseTokenizer) -> Callable[[str], list[str]]:
     """The base tokenizer's own segmentation of one token string (its pieces as base token strings)."""
-    return _Planner(base).pieces
+    return Planner(base).pieces
 
 
 def _merge_pair(m: str | Sequence[str]) -> tuple[str, str]:
@@ -191,7 +191,7 @@ def plan_merge(base: BaseTokenizer, surfaces: Iterable[str], priority: str = "be
     """Plan the entries that make every surface in ``surfaces`` (in order) a reachable new token."""
     if priority not in ("below", "above"):
         raise ValueError(f"tokenizer.merge.priority must be below or above, not {priority!r}")
-    planner = _Planner(base, priority)
+    planner = Planner(base, priority)
     for s in surfaces:
         planner.add_target(s)
     return planner.plan

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,9 @@ class SelectConfig:
     min_per_million: float | None
     max_iterations: int
     priority: str
+    method: str  # a name in methods.METHODS
+    max_entries: int | None  # budget of appended entries (None: whatever the threshold keeps)
+    weighting: str  # tokens | types: what the counts are over (each occurrence, or each distinct word once)
 
     @classmethod
     def from_config(cls, select: Mapping[str, Any] | None, *, language: Language, priority: str) -> SelectConfig:
@@ -56,7 +59,8 @@ class SelectConfig:
         syllables = language.single_character_pattern if sel["syllable_topup"] else None
         return cls(pattern=sel["pattern"] or language.token_pattern, syllable_pattern=syllables,
                    min_count=sel["min_count"], min_per_million=None if sel["min_count"] else sel["min_per_million"],
-                   max_iterations=sel["max_iterations"], priority=priority)
+                   max_iterations=sel["max_iterations"], priority=priority, method=sel["method"],
+                   max_entries=sel["max_entries"], weighting=sel["weighting"])
 
     def __post_init__(self) -> None:
         if (self.min_count is None) == (self.min_per_million is None):
@@ -85,7 +89,8 @@ class Decision:
     iteration: int = 0
     decision: str = "kept"  # kept | dropped
     reason: str = ""
-    origin: str = "intermediate"  # intermediate | syllable
+    origin: str = "intermediate"  # intermediate | syllable | continued_bpe | allow-list
+    rank: int = 0  # kept tokens: 1 = the best by the method's measure (a budget keeps the best); 0: unranked
 
 
 @dataclass
@@ -138,7 +143,7 @@ def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Seque
             plan = plan_merge(base, merge_order(current), cfg.priority)
             emitted, total = counting.emitted(base, plan)
             thr = cfg.threshold(total)
-            drop = _drop(info, current, plan, emitted, thr, it)
+            drop = drop_rare(info, current, plan, emitted, thr, it)
             added = _top_up(info, char_freq, have, syllable_rx, thr, it) if syllable_rx else []
             record = {"iteration": it, "counted_on": counting.counted_on, "tokens": len(current),
                       "kept": len(current) - len(drop), "dropped": len(drop), "added": len(added),
@@ -155,10 +160,18 @@ def select_tokens(base: BaseTokenizer, intermediate: Sequence[str], texts: Seque
                 break
     order = {s: i for i, s in enumerate(merge_order(current))}
     result.decisions = sorted(info.values(), key=lambda d: (d.decision != "kept", order.get(d.surface, 0)))
+    rank_kept(result.decisions, key=lambda d: -d.frequency)  # EEVE's measure: how often a token is emitted
     return result
 
 
-def _drop(info: dict[str, Decision], current: Sequence[str], plan: MergePlan, emitted: np.ndarray, thr: float,
+def rank_kept(decisions: Sequence[Decision], key: Callable[[Decision], Any]) -> None:
+    """Number the kept decisions 1, 2, ... by ``key`` (smallest first; ties in table order)."""
+    kept = sorted((d for d in decisions if d.decision == "kept"), key=key)
+    for i, d in enumerate(kept, 1):
+        d.rank = i
+
+
+def drop_rare(info: dict[str, Decision], current: Sequence[str], plan: MergePlan, emitted: np.ndarray, thr: float,
           it: int) -> list[str]:
     """Record this iteration's frequency of every current token; the ones to drop (unreachable or rare)."""
     index = entry_index(plan)

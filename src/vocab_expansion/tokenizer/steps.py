@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.fileio import atomic_path, write_json
 from vocab_expansion.language import Language
@@ -18,8 +20,9 @@ from vocab_expansion.tokenizer.counts import Corpus, Counting, Sample, TextSourc
 from vocab_expansion.tokenizer.curate import CurationConfig, curate, display
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, sample_lines, train_intermediate
 from vocab_expansion.tokenizer.merge import MergeConfig, encode_ids, load_merged, plan_merge, save_merged
+from vocab_expansion.tokenizer.methods import fit_budget, select
 from vocab_expansion.tokenizer.metrics import ENGLISH, Encoder, efficiency, hf_encoder, parity, words_of
-from vocab_expansion.tokenizer.select import SelectConfig, merge_order, select_tokens
+from vocab_expansion.tokenizer.select import Decision, SelectConfig, merge_order
 from vocab_expansion.tokenizer.tables import read_decisions, write_decisions
 
 log = logging.getLogger(__name__)
@@ -50,28 +53,32 @@ def text_source(sample: str | None, shards: Sequence[str] | None = None, workers
 
 def run_select(base: str, intermediate_dir: str, sample: str | None, cfg: SelectConfig, out_tsv: str, out_json: str,
                *, shards: Sequence[str] | None = None, workers: int = 1) -> None:
-    """The fixed-point selection, counting on the sample or (``shards``) on the filtered corpus with
+    """The selection (``cfg.method``), counting on the sample or (``shards``) on the filtered corpus with
     ``workers`` processes; writes candidates.tsv and the per-iteration log."""
     b = BaseTokenizer.load(base)
     inter = intermediate_surfaces(b.kind, intermediate_file(intermediate_dir))
     source = text_source(sample, shards, workers)
-    sel = select_tokens(b, inter, source, cfg)
+    sel = select(b, inter, source, cfg)
     write_decisions(sel.decisions, out_tsv)
     # the measured seconds stay in the rule's log: a rerun writes the same bytes
     iterations = [{k: v for k, v in r.items() if k != "seconds"} for r in sel.iterations]
-    write_json(out_json, {"converged": sel.converged, "counted_on": source.name, "iterations": iterations,
-                          "kept": len(sel.kept()), "candidates": len(sel.decisions)})
+    write_json(out_json, {"method": cfg.method, "weighting": cfg.weighting, "converged": sel.converged,
+                          "counted_on": source.name, "iterations": iterations, "kept": len(sel.kept()),
+                          "candidates": len(sel.decisions)})
 
 
 def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, merge: MergeConfig, sample: str | None,
-              out_dir: str, new_tokens_tsv: str, info_json: str, *,
+              out_dir: str, new_tokens_tsv: str, info_json: str, *, max_entries: int | None = None,
               shards: Sequence[str] | None = None, workers: int = 1) -> dict[str, Any]:
-    """Curate, merge into the base, count every new token on the sample or (``shards``) on the filtered corpus
-    (what the selection counted on), write the folder and tables."""
+    """Curate, keep the best-ranked tokens that fit ``max_entries`` appended entries (None: all), merge into
+    the base, count every new token on the sample or (``shards``) on the filtered corpus (what the selection
+    counted on), write the folder and tables."""
     b = BaseTokenizer.load(base)
-    decisions = curate(read_decisions(candidates_tsv), curation, b.surfaces())
-    kept = merge_order([d.surface for d in decisions if d.decision == "kept"])
     priority, pad_to_multiple_of = merge.priority, merge.pad_to_multiple_of
+    decisions = curate(read_decisions(candidates_tsv), curation, b.surfaces())
+    if max_entries is not None:
+        over_budget(b, decisions, max_entries, priority)
+    kept = merge_order([d.surface for d in decisions if d.decision == "kept"])
     plan = plan_merge(b, kept, priority)
     with Counting(text_source(sample, shards, workers)) as counting:
         emitted, _ = counting.emitted(b, plan)
@@ -101,10 +108,42 @@ def run_merge(base: str, candidates_tsv: str, curation: CurationConfig, merge: M
             "padding_rows": padded - n_total, "priority": priority, "counted_on": counting.counted_on,
             "new_tokens_never_emitted": int(sum(emitted[i] == 0 for i, e in enumerate(plan.entries)
                                                 if e.role == "selected")),
-            "dropped_by_curation": sum(d.reason.startswith(("deny-list", "regex", "proper noun")) for d in decisions)}
+            "dropped_by_curation": sum(d.reason.startswith(("deny-list", "regex", "proper noun")) for d in decisions),
+            "max_entries": max_entries, "over_budget": sum(d.reason.startswith("over budget") for d in decisions)}
     write_json(info_json, info)
     log.info("merged tokenizer: %s", info)
     return info
+
+
+def run_compare(base: str, intermediate_dir: str, sample: str | None, cfg: SelectConfig,
+                compare: Mapping[str, Any], texts: Mapping[str, str] | None, language: Language, out_tsv: str,
+                out_md: str, out_plot: str, *, shards: Sequence[str] | None = None, workers: int = 1) -> None:
+    """The selection comparison (:mod:`compare`): every method of ``compare`` (tokenizer.compare) selects
+    with ``cfg``'s threshold on the sample or the shards, measured at each budget on the held-out ``texts``."""
+    from vocab_expansion.tokenizer import compare as comparison
+
+    section = configlib.section("tokenizer.compare", compare)
+    b = BaseTokenizer.load(base)
+    inter = intermediate_surfaces(b.kind, intermediate_file(intermediate_dir))
+    heldout = {lang: list(sample_lines(path)) for lang, path in (texts or {}).items()}
+    if language.code not in heldout:
+        raise ConfigError(f"tokenizer.eval_texts: no text for the target language {language.code!r}")
+    configs = [dataclasses.replace(cfg, method=m["method"], weighting=m["weighting"]) for m in section["methods"]]
+    rows = comparison.compare(b, inter, text_source(sample, shards, workers), configs, section["budgets"], heldout,
+                              language)
+    _write_tsv(rows, Path(out_tsv))
+    comparison.write_markdown(rows, out_md, language.code)
+    comparison.plot(rows, out_plot, language.code, f"{language.name}: selection methods at the same vocabulary size")
+
+
+def over_budget(base: BaseTokenizer, decisions: Sequence[Decision], max_entries: int, priority: str) -> None:
+    """Drop the kept tokens past the budget: allow-listed ones first, then by rank, the longest prefix whose
+    merge appends at most ``max_entries`` entries stays."""
+    kept = sorted((d for d in decisions if d.decision == "kept"), key=lambda d: (d.origin != "allow-list", d.rank))
+    fits = set(fit_budget(base, [d.surface for d in kept], max_entries, priority))
+    for d in kept:
+        if d.surface not in fits:
+            d.decision, d.reason = "dropped", f"over budget (max_entries {max_entries}; rank {d.rank})"
 
 
 def run_report(base: str, merged_dir: str, new_tokens_tsv: str, texts: Mapping[str, str] | None,

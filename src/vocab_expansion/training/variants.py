@@ -4,12 +4,14 @@ A variant lists stage names (config ``training.variants.<name>.stages``) and whe
 expanded model (``expand: true``) or the base (a CPT-only baseline). Stage ``N`` of a variant lives in the stage
 folder of its owner (:data:`vocab_expansion.paths.STAGE`), the first variant (in config order) whose chain
 starts the same way up to ``N``: ``eeve_qlora`` reuses ``eeve``'s stages 1–5 and trains only its own 6 and 7.
+A variant added with :meth:`Variants.with_start` starts from an expanded model of its own (the init ablation's
+pairs) and so shares no stage with the configured ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vocab_expansion import cluster, paths
@@ -27,6 +29,8 @@ class Variants:
     expand: dict[str, bool]
     specs: dict[str, StageSpec]
     resources: dict[str, dict[str, Any]]
+    # variant -> the expanded model folder it starts from, for variants that do not start from paths.EXPANDED
+    starts: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any]) -> Variants:
@@ -50,8 +54,25 @@ class Variants:
                 raise ConfigError(f"training.variants.{name}: without expansion there are no new rows to train")
         return cls(chains, expand, specs, resources)
 
+    def with_start(self, name: str, stages: tuple[str, ...], start: str) -> Variants:
+        """A copy with one more variant, ``name``: the stages ``stages`` (names in :attr:`specs`) from the expanded
+        model in ``start``, on the expanded data. It comes last, so it owns no stage of the others."""
+        if name in self.chains:
+            raise ConfigError(f"a variant named {name!r} exists already")
+        missing = [s for s in stages if s not in self.specs]
+        if missing:
+            raise ConfigError(f"variant {name!r}: no stage named {missing} in training.stages")
+        return replace(self, chains={**self.chains, name: tuple(stages)}, expand={**self.expand, name: True},
+                       starts={**self.starts, name: start})
+
+    def start(self, variant: str) -> str | None:
+        """The model stage 1 of ``variant`` starts from: its expanded model, or None for the base model."""
+        self._check(variant, 1)
+        return self.starts.get(variant, paths.EXPANDED) if self.expand[variant] else None
+
     def _key(self, variant: str, n: int) -> tuple[Any, ...]:
-        return (self.expand[variant], self.chains[variant][:n])
+        # the start model is part of the key: a chain from another expanded model shares nothing with eeve's
+        return (self.expand[variant], self.starts.get(variant), self.chains[variant][:n])
 
     def owner(self, variant: str, n: int) -> str:
         """The variant whose folder holds stage ``n`` (1-based) of ``variant``."""
