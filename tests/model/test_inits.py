@@ -170,7 +170,8 @@ def test_mean_all_rows_are_the_mean_of_every_old_row(tiny_case, noise):
     assert torch.equal(head.weight[n_old:], want)
     assert torch.equal(head.weight[:n_old], old) and torch.equal(head.bias[:n_old], ref.bias)
     assert torch.equal(head.bias[n_old:], ref.bias.mean().repeat(n))
-    assert cfg.record() == {"input_init": "mean", "output_init": "mean_all", "init_options": {"noise": noise}}
+    assert cfg.record() == {"input_init": "mean", "output_init": "mean_all",
+                            "init_options": {"noise": noise, "shift": 0.0}}
 
 
 def test_expansion_records_each_init_and_the_keys_it_reads():
@@ -182,7 +183,7 @@ def test_expansion_records_each_init_and_the_keys_it_reads():
     assert rec["input_init"] == "distill" and rec["output_init"] == "first"
     assert list(rec["init_options"]) == ["distill"] and rec["init_options"]["distill"]["steps"] == 1
     assert ExpandConfig("focus", "mean_all", None, 0).record()["init_options"] == {
-        "focus": configlib.section("model.init")["focus"], "noise": 0.0}
+        "focus": configlib.section("model.init")["focus"], "noise": 0.0, "shift": 0.0}
 
 
 @pytest.mark.parametrize("init", ["focus", "distill"])
@@ -207,4 +208,21 @@ def test_expand_checkpoint_gives_focus_the_text_and_records_it(text_case, shared
     assert {k: record[k] for k in info} == info
     assert record["input_init"] == "focus" and record["output_init"] == "mean_all"
     assert record["init_options"] == {"focus": {**configlib.section("model.init")["focus"], "min_count": 1,
-                                                "vector_size": 8}, "noise": 0.0}
+                                                "vector_size": 8}, "noise": 0.0, "shift": 0.0}
+
+
+def test_mean_all_shift_lowers_the_new_logits_at_the_mean_hidden_state_by_that_many_nats(text_case):
+    from vocab_expansion.model.inits import mean_hidden_state
+
+    plain, shifted = text_case("llama"), text_case("llama")
+    plain.expand({"output": "mean_all"})
+    old_head = shifted.case.model.get_output_embeddings().weight[:shifted.case.base.size].detach().clone()
+    shifted.expand({"output": "mean_all", "shift": 2.0})
+    h = mean_hidden_state(shifted.context())
+    n_old = shifted.case.base.size
+    w_plain = plain.case.model.get_output_embeddings().weight.detach()
+    w_shift = shifted.case.model.get_output_embeddings().weight.detach()
+    n = len(shifted.ids)
+    drop = (w_plain[n_old:n_old + n] - w_shift[n_old:n_old + n]) @ h
+    assert torch.allclose(drop, torch.full_like(drop, 2.0), atol=1e-4)
+    assert torch.equal(w_shift[:n_old], old_head)  # old rows untouched
