@@ -46,14 +46,14 @@ def compare(base: BaseTokenizer, intermediate: Sequence[str], texts: Sequence[st
             language: Language) -> list[dict[str, Any]]:
     """One row per method and budget (and one for the base, budget 0): see the module docstring."""
     target = heldout[language.code]
-    rows = [_row(base, [], "base", 0, 0, heldout, language, None)]
+    rows = [measure(base, [], "base", 0, 0, heldout, language, None)]
     base_tokens = rows[0]["tokens"]
     rows[0]["cut"] = 0.0
     for cfg in configs:
         ranked = ranked_tokens(base, intermediate, texts, cfg, max(budgets))
         for budget in sorted(budgets):
             prefix = fit_budget(base, ranked, budget, cfg.priority)
-            row = _row(base, merge_order(prefix), label(cfg), budget, len(prefix), heldout, language, cfg.priority)
+            row = measure(base, merge_order(prefix), label(cfg), budget, len(prefix), heldout, language, cfg.priority)
             row["cut"] = 1 - row["tokens"] / base_tokens
             rows.append(row)
             log.info("%s at %d entries: %d tokens (%.1f%% fewer) on %d held-out lines", row["method"], row["entries"],
@@ -61,8 +61,10 @@ def compare(base: BaseTokenizer, intermediate: Sequence[str], texts: Sequence[st
     return rows
 
 
-def _row(base: BaseTokenizer, surfaces: Sequence[str], method: str, budget: int, selected: int,
-         heldout: Mapping[str, Sequence[str]], language: Language, priority: str | None) -> dict[str, Any]:
+def measure(base: BaseTokenizer, surfaces: Sequence[str], method: str, budget: int, selected: int,
+            heldout: Mapping[str, Sequence[str]], language: Language, priority: str | None) -> dict[str, Any]:
+    """``surfaces`` merged (in that order) and the held-out target text encoded: entries, tokens, tokens per word,
+    characters per token, and parity against the English text where there is one (the report's curve too)."""
     plan = plan_merge(base, surfaces, priority or "below")
     encode = functools.partial(encode_ids, load_merged(base, plan))
     eff = efficiency(encode, heldout[language.code], language.words)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,13 +14,14 @@ from vocab_expansion import config as configlib
 from vocab_expansion.errors import ConfigError
 from vocab_expansion.fileio import atomic_path, write_json
 from vocab_expansion.language import Language
+from vocab_expansion.tokenizer import compare as comparison
 from vocab_expansion.tokenizer.base import BaseTokenizer
 from vocab_expansion.tokenizer.counts import Corpus, Counting, Sample, TextSource
 from vocab_expansion.tokenizer.curate import CurationConfig, curate, display
 from vocab_expansion.tokenizer.intermediate import intermediate_surfaces, sample_lines, train_intermediate
-from vocab_expansion.tokenizer.merge import MergeConfig, encode_ids, load_merged, plan_merge, save_merged
+from vocab_expansion.tokenizer.merge import MergeConfig, plan_merge, save_merged
 from vocab_expansion.tokenizer.methods import fit_budget, select
-from vocab_expansion.tokenizer.metrics import ENGLISH, Encoder, efficiency, hf_encoder, parity, words_of
+from vocab_expansion.tokenizer.metrics import Encoder, efficiency, hf_encoder, parity, words_of
 from vocab_expansion.tokenizer.select import Decision, SelectConfig, merge_order
 from vocab_expansion.tokenizer.tables import read_decisions, write_decisions
 
@@ -120,8 +120,6 @@ def run_compare(base: str, intermediate_dir: str, sample: str | None, cfg: Selec
                 out_md: str, out_plot: str, *, shards: Sequence[str] | None = None, workers: int = 1) -> None:
     """The selection comparison (:mod:`compare`): every method of ``compare`` (tokenizer.compare) selects
     with ``cfg``'s threshold on the sample or the shards, measured at each budget on the held-out ``texts``."""
-    from vocab_expansion.tokenizer import compare as comparison
-
     section = configlib.section("tokenizer.compare", compare)
     b = BaseTokenizer.load(base)
     inter = intermediate_surfaces(b.kind, intermediate_file(intermediate_dir))
@@ -194,17 +192,11 @@ def added_tokens_curve(b: BaseTokenizer, ranked: Sequence[str], corpora: Mapping
     from none to all; parity against the English text where there is one."""
     n = len(ranked)
     grid = sorted({0, n, *(round(x) for x in np.geomspace(max(1, n / 64), n, points))}) if n else [0]
-    target = corpora[language.code]
     curve = []
     for k in grid:
-        plan = plan_merge(b, merge_order(ranked[:k]))
-        encode = functools.partial(encode_ids, load_merged(b, plan))
-        eff = efficiency(encode, target, language.words)
-        tokens = {language.code: eff["tokens"]}
-        if ENGLISH in corpora and ENGLISH not in tokens:
-            tokens[ENGLISH] = sum(len(x) for x in encode(corpora[ENGLISH]))
-        curve.append({"added_tokens": k, "entries": len(plan.entries), "tokens_per_word": eff["tokens_per_word"],
-                      "chars_per_token": eff["chars_per_token"], "parity": parity(tokens, language.code)})
+        row = comparison.measure(b, merge_order(ranked[:k]), "", k, k, corpora, language, None)
+        curve.append({"added_tokens": k, "entries": row["entries"], "tokens_per_word": row["tokens_per_word"],
+                      "chars_per_token": row["chars_per_token"], "parity": row["parity"]})
     return curve
 
 
